@@ -1,0 +1,91 @@
+"""The `rlhf` command. Each subcommand: --config FILE, the SEED.md flags, dotted overrides."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from .config import Config, ConfigError, LoggingConfig, SFTConfig, describe, load_config
+from .data import DataError
+
+# SEED.md flag -> (config key it sets, type).
+SFT_FLAGS = {
+    "model_name": ("sft.model.name", str),
+    "data_path": ("sft.data.path", str),
+    "output_dir": ("sft.output_dir", str),
+    "num_epochs": ("sft.num_epochs", int),
+    "batch_size": ("sft.batch_size", int),
+}
+
+
+def _stage_parser(
+    sub, name: str, help: str, flags: dict[str, tuple[str, type]], sections: list[tuple[type, str]]
+):
+    keys = [line for cls, prefix in sections for line in describe(cls, prefix)]
+    p = sub.add_parser(
+        name,
+        help=help,
+        description=help,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="config keys (set in --config YAML, or as key=value overrides):\n" + "\n".join(keys),
+    )
+    p.add_argument("--config", help="YAML file with the pipeline's settings (configs/rlhf_config.yaml)")
+    for flag, (key, type_) in flags.items():
+        p.add_argument(f"--{flag}", type=type_, help=f"sets {key}")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir")
+    p.add_argument(
+        "--use_wandb", action="store_true", help="also log to Weights & Biases (sets logging.use_wandb)"
+    )
+    p.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. sft.learning_rate=1e-5"
+    )
+    p.set_defaults(flags=flags)
+    return p
+
+
+def _config(args) -> Config:
+    # Flags are overrides too; JSON text is valid YAML, so any path or value survives parsing.
+    overrides = [f"{key}={json.dumps(getattr(args, flag))}" for flag, (key, _) in args.flags.items()
+                 if getattr(args, flag) is not None]  # fmt: skip
+    if args.use_wandb:
+        overrides.append("logging.use_wandb=true")
+    return load_config(args.config, overrides + list(args.overrides))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rlhf", description="RLHF pipeline: SFT -> reward model -> PPO.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _stage_parser(sub, "sft", "Stage 1: supervised fine-tuning.", SFT_FLAGS,
+                  [(SFTConfig, "sft"), (LoggingConfig, "logging")])  # fmt: skip
+    demo = sub.add_parser("demo", help="Run the pipeline on the built-in model and the sample data.")
+    demo.add_argument("--config", default="configs/demo.yaml")
+    demo.add_argument("overrides", nargs="*", metavar="key=value")
+    # Overrides may stand anywhere among the flags; argparse only takes them in one block.
+    args, extra = parser.parse_known_args(argv)
+    unknown = [a for a in extra if a.startswith("-") or "=" not in a]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.overrides += extra
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    try:
+        if args.command == "sft":
+            from .sft import train_sft
+
+            cfg = _config(args)
+            out = train_sft(cfg, resume=args.resume)
+            print(f"SFT model saved to {out}")
+        elif args.command == "demo":
+            from .demo import run_demo
+
+            run_demo(load_config(args.config, args.overrides))
+    except (ConfigError, DataError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
