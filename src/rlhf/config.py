@@ -181,7 +181,9 @@ class SafetyConfig:
 @dataclass
 class LoggingConfig:
     use_wandb: bool = opt(False, "Also send metrics to Weights & Biases (project: WANDB_PROJECT).")
-    tensorboard: bool = opt(False, "Also write TensorBoard event files under OUTPUT/tensorboard.")
+    tensorboard: bool = opt(
+        False, "Also write TensorBoard events (to $TENSORBOARD_LOGGING_DIR, else OUTPUT/checkpoints/runs)."
+    )
     plots: bool = opt(True, "Draw training-curve PNGs into OUTPUT/plots at the end of a stage.")
 
 
