@@ -7,6 +7,7 @@ the record index (0-based, as in the array; a 1-based line for `.jsonl`) and the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -120,86 +121,74 @@ def _object(rec: object, where: str) -> dict:
     return rec
 
 
-def _warn_duplicates(keys: list[tuple[str, str]]) -> int:
-    """Warn once per repeated record; returns how many repeats there were."""
-    seen: dict[str, str] = {}
-    repeats = 0
-    for where, key in keys:
+def _load(path: str | Path, max_records: int | None, parse) -> list:
+    """`parse(record, where)` applied to each record; a repeated record is kept with a warning
+    that names both places."""
+    items, seen = [], {}
+    for where, rec in read_records(path)[:max_records]:
+        item = parse(rec, where)
+        key = json.dumps(dataclasses.asdict(item) if dataclasses.is_dataclass(item) else item)
         if key in seen:
-            repeats += 1
             log.warning("%s: duplicates %s", where, seen[key].split(": ", 1)[1])
-        else:
-            seen[key] = where
-    return repeats
+        seen.setdefault(key, where)
+        items.append(item)
+    if not items:
+        raise DataError(f"{path}: holds no records")
+    return items
+
+
+def _sft_record(rec: object, where: str) -> SFTExample:
+    rec = _object(rec, where)
+    if "messages" not in rec:
+        return SFTExample(prompt=_prompt(rec, where), response=_completion(rec, "response", where))
+    msgs = _messages(rec["messages"], where, "messages")
+    if msgs[-1]["role"] != "assistant" or not any(m["role"] == "user" for m in msgs):
+        raise DataError(f"{where}: field 'messages' must hold a user turn and end with the assistant's")
+    return SFTExample(prompt=msgs[:-1], response=msgs[-1]["content"])
+
+
+def _preference_record(rec: object, where: str) -> PreferenceExample:
+    rec = _object(rec, where)
+    ex = PreferenceExample(
+        prompt=_prompt(rec, where),
+        chosen=_completion(rec, "chosen", where),
+        rejected=_completion(rec, "rejected", where),
+    )
+    if ex.chosen.strip() == ex.rejected.strip():
+        raise DataError(f"{where}: field 'rejected' is identical to 'chosen'")
+    if "margin" in rec:
+        margin = rec["margin"]
+        if not isinstance(margin, (int, float)) or isinstance(margin, bool):
+            raise DataError(f"{where}: field 'margin' must be a number, got {margin!r}")
+        ex.margin = float(margin)
+    return ex
+
+
+def _prompt_record(rec: object, where: str) -> Messages:
+    if isinstance(rec, str):
+        if not rec.strip():
+            raise DataError(f"{where}: prompt is empty")
+        return [{"role": "user", "content": rec}]
+    if isinstance(rec, dict) and "messages" in rec:
+        return _messages(rec["messages"], where, "messages")
+    if isinstance(rec, dict):
+        return _prompt(rec, where)
+    raise DataError(f"{where}: must be a string or an object, got {type(rec).__name__}")
 
 
 def load_sft(path: str | Path, max_records: int | None = None) -> list[SFTExample]:
     """Records {prompt, response} or {messages: [..., {role: assistant, ...}]}."""
-    examples, keys = [], []
-    for where, rec in read_records(path)[:max_records]:
-        rec = _object(rec, where)
-        if "messages" in rec:
-            msgs = _messages(rec["messages"], where, "messages")
-            if msgs[-1]["role"] != "assistant" or not any(m["role"] == "user" for m in msgs):
-                raise DataError(
-                    f"{where}: field 'messages' must hold a user turn and end with the assistant's"
-                )
-            ex = SFTExample(prompt=msgs[:-1], response=msgs[-1]["content"])
-        else:
-            ex = SFTExample(prompt=_prompt(rec, where), response=_completion(rec, "response", where))
-        examples.append(ex)
-        keys.append((where, json.dumps([ex.prompt, ex.response])))
-    _warn_duplicates(keys)
-    if not examples:
-        raise DataError(f"{path}: holds no records")
-    return examples
+    return _load(path, max_records, _sft_record)
 
 
 def load_preferences(path: str | Path, max_records: int | None = None) -> list[PreferenceExample]:
     """Records {prompt, chosen, rejected[, margin]}; chosen and rejected must differ."""
-    examples, keys = [], []
-    for where, rec in read_records(path)[:max_records]:
-        rec = _object(rec, where)
-        ex = PreferenceExample(
-            prompt=_prompt(rec, where),
-            chosen=_completion(rec, "chosen", where),
-            rejected=_completion(rec, "rejected", where),
-        )
-        if ex.chosen.strip() == ex.rejected.strip():
-            raise DataError(f"{where}: field 'rejected' is identical to 'chosen'")
-        if "margin" in rec:
-            margin = rec["margin"]
-            if not isinstance(margin, (int, float)) or isinstance(margin, bool):
-                raise DataError(f"{where}: field 'margin' must be a number, got {margin!r}")
-            ex.margin = float(margin)
-        examples.append(ex)
-        keys.append((where, json.dumps([ex.prompt, ex.chosen, ex.rejected])))
-    _warn_duplicates(keys)
-    if not examples:
-        raise DataError(f"{path}: holds no records")
-    return examples
+    return _load(path, max_records, _preference_record)
 
 
 def load_prompts(path: str | Path, max_records: int | None = None) -> list[Messages]:
     """Prompts: strings (SEED.md), or objects with 'prompt' or 'messages'."""
-    prompts, keys = [], []
-    for where, rec in read_records(path)[:max_records]:
-        if isinstance(rec, str):
-            if not rec.strip():
-                raise DataError(f"{where}: prompt is empty")
-            msgs = [{"role": "user", "content": rec}]
-        elif isinstance(rec, dict) and "messages" in rec:
-            msgs = _messages(rec["messages"], where, "messages")
-        elif isinstance(rec, dict):
-            msgs = _prompt(rec, where)
-        else:
-            raise DataError(f"{where}: must be a string or an object, got {type(rec).__name__}")
-        prompts.append(msgs)
-        keys.append((where, json.dumps(msgs)))
-    _warn_duplicates(keys)
-    if not prompts:
-        raise DataError(f"{path}: holds no records")
-    return prompts
+    return _load(path, max_records, _prompt_record)
 
 
 def split(records: list, eval_fraction: float, seed: int) -> tuple[list, list]:
