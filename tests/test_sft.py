@@ -81,9 +81,10 @@ def test_bad_data_fails_before_touching_output(tmp_path, capsys):
 
 
 def test_lora_sft_merges_into_plain_model(tmp_path, tiny_path):
+    # With gradient checkpointing too: frozen embeddings must still pass gradients to adapters.
     out = tmp_path / "lora"
     assert main(["sft", *TINY, "--output_dir", str(out), "sft.lora.enabled=true", "sft.lora.r=4",
-                 "sft.max_steps=3", "sft.learning_rate=1e-2"]) == 0  # fmt: skip
+                 "sft.model.gradient_checkpointing=true", "sft.max_steps=3", "sft.learning_rate=1e-2"]) == 0  # fmt: skip
     assert not (out / "adapter_config.json").exists()
     before, after = _weights(tiny_path), _weights(out)
     changed = {k for k in before if not torch.equal(before[k], after[k])}
@@ -107,6 +108,13 @@ def test_resume_matches_uninterrupted_run(tmp_path):
         torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=1e-5)
     steps = [r["step"] for r in read_metrics(cut) if "loss/train" in r]
     assert steps == [1, 2, 3, 4, 5, 6]  # one uninterrupted history, no repeated steps
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 is allowed on a GPU")
+def test_fp16_on_cpu_is_a_clear_error(tmp_path, capsys):
+    assert main(["sft", *TINY, "--output_dir", str(tmp_path / "x"), "sft.mixed_precision=fp16"]) == 2
+    assert "sft.mixed_precision: fp16 needs a GPU" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path, capsys):
