@@ -150,27 +150,13 @@ def _builtin_tiny_random() -> Path:
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
         )
-        with _seeded(0):
+        with torch.random.fork_rng():  # the weights must not depend on earlier random draws
+            torch.manual_seed(0)
             model = LlamaForCausalLM(config)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
 
     return _atomic_build(cache_dir() / TINY, build)
-
-
-class _seeded:
-    """Fork the torch RNG so a built-in model's weights do not depend on earlier draws."""
-
-    def __init__(self, seed: int):
-        self.seed = seed
-
-    def __enter__(self):
-        self._fork = torch.random.fork_rng()
-        self._fork.__enter__()
-        torch.manual_seed(self.seed)
-
-    def __exit__(self, *exc):
-        return self._fork.__exit__(*exc)
 
 
 # ---------------------------------------------------------------- loading

@@ -85,10 +85,6 @@ def prepare_run_dir(output_dir: Path, resume: bool) -> None:
     print(f"resuming from {last} (optimizer step {step})")
 
 
-def print_plan(sizes: dict[str, int]) -> None:
-    print("derived sizes: " + ", ".join(f"{k}={v}" for k, v in sizes.items()))
-
-
 def train_sft(config: Config, resume: bool = False) -> Path:
     """Fine-tune config.sft.model on config.sft.data; returns the output directory (an HF model
     + tokenizer). The whole resolved config is saved there, so `--config OUT/config.yaml`
@@ -112,7 +108,7 @@ def train_sft(config: Config, resume: bool = False) -> Path:
         len(train_set), cfg.batch_size, cfg.gradient_accumulation_steps, cfg.num_epochs,
         cfg.max_steps, cfg.warmup_ratio, int(os.environ.get("WORLD_SIZE", "1")),
     )  # fmt: skip
-    print_plan(sizes)
+    print("derived sizes: " + ", ".join(f"{k}={v}" for k, v in sizes.items()))
 
     model = load_causal_lm(cfg.model)
     if cfg.lora.enabled:
