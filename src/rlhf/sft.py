@@ -29,7 +29,8 @@ def training_arguments(
     if cfg.mixed_precision == "fp16" and on_cpu:
         raise ConfigError(f"{section}.mixed_precision: fp16 needs a GPU; use bf16 or no on a CPU")
     if cfg.mixed_precision == "bf16" and on_cpu and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        # Measured on an AVX2-only CPU: a bf16 backward pass took 30x longer than fp32.
+        # Measured on an AVX2-only CPU: a bf16 training step took 24x longer than fp32
+        # (benchmarks/train_step.py).
         log.warning(
             "%s.mixed_precision=bf16: this CPU has no native bf16 (AVX512-BF16 or AMX), so bf16 "
             "runs emulated and far slower than fp32; set %s.mixed_precision=no",
