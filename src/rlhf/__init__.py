@@ -3,5 +3,14 @@
 from .config import Config, ConfigError, load_config
 from .data import DataError
 
-__all__ = ["Config", "ConfigError", "DataError", "load_config"]
+__all__ = ["Config", "ConfigError", "DataError", "RewardModel", "RewardModelEnsemble", "load_config"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # The model classes import transformers; `import rlhf` (and `rlhf --help`) stays quick without it.
+    if name in ("RewardModel", "RewardModelEnsemble"):
+        from . import reward_model
+
+        return getattr(reward_model, name)
+    raise AttributeError(f"module 'rlhf' has no attribute {name!r}")

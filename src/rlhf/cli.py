@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 
-from .config import Config, ConfigError, LoggingConfig, SFTConfig, describe, load_config
+from .config import Config, ConfigError, LoggingConfig, RewardConfig, SFTConfig, describe, load_config
 from .data import DataError
 
 # SEED.md flag -> (config key it sets, type).
@@ -17,6 +17,14 @@ SFT_FLAGS = {
     "output_dir": ("sft.output_dir", str),
     "num_epochs": ("sft.num_epochs", int),
     "batch_size": ("sft.batch_size", int),
+}
+REWARD_FLAGS = {
+    "base_model": ("reward.model.name", str),
+    "data_path": ("reward.data.path", str),
+    "output_dir": ("reward.output_dir", str),
+    "num_epochs": ("reward.num_epochs", int),
+    "batch_size": ("reward.batch_size", int),
+    "ensemble": ("reward.ensemble", int),
 }
 
 
@@ -59,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _stage_parser(sub, "sft", "Stage 1: supervised fine-tuning.", SFT_FLAGS,
                   [(SFTConfig, "sft"), (LoggingConfig, "logging")])  # fmt: skip
+    _stage_parser(sub, "reward", "Stage 2: reward model (or an ensemble) on preference pairs.", REWARD_FLAGS,
+                  [(RewardConfig, "reward"), (LoggingConfig, "logging")])  # fmt: skip
     demo = sub.add_parser("demo", help="Run the pipeline on the built-in model and the sample data.")
     demo.add_argument("--config", default="configs/demo.yaml")
     demo.add_argument("overrides", nargs="*", metavar="key=value")
@@ -78,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
             cfg = _config(args)
             out = train_sft(cfg, resume=args.resume)
             print(f"SFT model saved to {out}")
+        elif args.command == "reward":
+            from .reward_model import train_reward_model
+
+            out = train_reward_model(_config(args), resume=args.resume)
+            print(f"reward model saved to {out}")
         elif args.command == "demo":
             from .demo import run_demo
 

@@ -119,7 +119,8 @@ class TrainConfig:
     max_grad_norm: float = opt(1.0, "Clip the global gradient norm to this value; 0 = off.")
     mixed_precision: Literal["no", "fp16", "bf16"] = opt(
         "no",
-        "Autocast precision. bf16 runs on CPUs and recent GPUs (2.4x faster here on CPU); fp16 needs a GPU.",
+        "Autocast precision. bf16 pays on recent GPUs and CPUs with AVX512-BF16/AMX (emulated and far "
+        "slower elsewhere); fp16 needs a GPU.",
     )
     save_steps: int = opt(100, "Write a checkpoint (for --resume) every N optimizer steps; 0 = none.")
     save_total_limit: int = opt(2, "Checkpoints kept; older ones are deleted.")
@@ -150,11 +151,38 @@ class SFTConfig(TrainConfig):
 
 @dataclass
 class RewardConfig(TrainConfig):
-    """Stage 2: reward model trained on preference pairs (filled in by the reward-model stage)."""
+    """Stage 2: a reward model (sequence classifier, one output) trained on preference pairs."""
 
     output_dir: str = opt("models/reward_model", "Directory the reward model goes to.")
     model: ModelConfig = opt(ModelConfig(name="models/sft_model"), "The model to start from.")
     data: DataConfig = opt(DataConfig(path="data/preference_data.json"), "Preference data.")
+    use_margin: bool = opt(
+        True, "Use a pair's 'margin' field in the loss: -log sigmoid(r_chosen - r_rejected - margin)."
+    )
+    center_coef: float = opt(
+        0.0, "Reward centering: adds center_coef * mean((r_chosen + r_rejected)^2) to the loss; 0 = off."
+    )
+    ensemble: int = opt(
+        1, "Members to train; N > 1 trains member_0 ... member_{N-1} with different seeds."
+    )
+    bootstrap: bool = opt(
+        True, "Ensemble members train on bootstrap resamples of the training pairs (drawn with replacement)."
+    )
+    aggregation: Literal["mean", "min", "mean_minus_std"] = opt(
+        "mean", "How an ensemble combines its members' normalised rewards."
+    )
+    uncertainty_coef: float = opt(1.0, "k of the mean_minus_std aggregation: mean - k * std over members.")
+
+    def _check(self):
+        yield from super()._check()
+        if self.ensemble < 1:
+            yield "ensemble", f"must be >= 1, got {self.ensemble}"
+        for key in ("center_coef", "uncertainty_coef"):
+            if getattr(self, key) < 0:
+                yield key, f"must be >= 0, got {getattr(self, key)}"
+        if self.lora.enabled and not self.lora.merge:
+            # PPO starts its critic from the reward model's full weights.
+            yield "lora.merge", "a reward model is always saved with its adapters merged; set it to true"
 
 
 @dataclass

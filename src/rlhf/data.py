@@ -307,3 +307,44 @@ def pad_right(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
         if "labels" in batch:
             batch["labels"][i, :n] = torch.tensor(f["labels"])
     return batch
+
+
+def tokenize_preferences(
+    examples: list[PreferenceExample], tokenizer, max_length: int, overlong: str
+) -> tuple[list[dict], TokenStats]:
+    """Token ids of prompt + chosen and prompt + rejected per pair, each ending with EOS, with
+    the response lengths in tokens and the pair's margin (0 when it has none). A pair is dropped
+    when either side is; stats count pairs."""
+    features, stats = [], TokenStats()
+    for ex in examples:
+        pair_stats, sides = TokenStats(), []
+        for response in (ex.chosen, ex.rejected):
+            prompt_ids, response_ids = encode_pair(tokenizer, ex.prompt, response)
+            response_ids = fit_length(prompt_ids, response_ids, max_length, overlong, pair_stats)
+            sides.append((prompt_ids, response_ids))
+        if pair_stats.dropped:
+            stats.dropped += 1
+            continue
+        stats.truncated += pair_stats.truncated > 0
+        (p_c, r_c), (p_r, r_r) = sides
+        features.append(
+            {
+                "chosen_ids": p_c + r_c,
+                "rejected_ids": p_r + r_r,
+                "response_lengths": [len(r_c), len(r_r)],
+                "margin": ex.margin or 0.0,
+            }
+        )
+        stats.records += 1
+        stats.tokens += len(p_c) + len(r_c) + len(p_r) + len(r_r)
+    return features, stats
+
+
+def collate_pairs(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """One right-padded batch of 2B sequences, the B chosen ones first, then the B rejected."""
+    sequences = [{"input_ids": f["chosen_ids"]} for f in features]
+    sequences += [{"input_ids": f["rejected_ids"]} for f in features]
+    batch = pad_right(sequences, pad_id)  # (2B, T)
+    batch["margin"] = torch.tensor([f["margin"] for f in features], dtype=torch.float32)  # (B,)
+    batch["response_lengths"] = torch.tensor([f["response_lengths"] for f in features])  # (B, 2)
+    return batch
