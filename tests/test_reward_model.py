@@ -175,9 +175,9 @@ def test_subclass_trains_saves_loads_and_joins_an_ensemble(tmp_path, trained):
     with pytest.raises(ValueError, match="does not fit RewardModel"):
         RewardModel.from_pretrained(str(out))  # its extra weights need the subclass
     # Members of different classes score together.
-    ensemble = RewardModelEnsemble(model_paths=[loaded, str(trained)], tokenizer=AutoTokenizer.from_pretrained(trained))
-    scores = ensemble.score_texts(PROMPTS, RESPONSES)
     tok = AutoTokenizer.from_pretrained(trained)
+    ensemble = RewardModelEnsemble(model_paths=[loaded, str(trained)], tokenizer=tok)
+    scores = ensemble.score_texts(PROMPTS, RESPONSES)
     expected = torch.stack([score_texts(m, tok, PROMPTS, RESPONSES) for m in ensemble.members]).mean(0)
     torch.testing.assert_close(scores, expected)
 

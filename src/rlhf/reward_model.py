@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
-import os
 import random
 from dataclasses import dataclass
 from functools import partial
@@ -20,14 +18,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from transformers import Trainer
 
-from .config import Config, RewardConfig, plan_steps, save_config
+from .config import Config, RewardConfig, save_config
 from .data import (
     DataError,
     Messages,
     collate_pairs,
     encode_pair,
     load_preferences,
+    pad_right,
     split,
     tokenize_preferences,
 )
@@ -42,10 +42,9 @@ from .models import (
     save_model,
 )
 from .monitor import MetricsCallback, plot_curves, write_model_card
+from .sft import derived_sizes, prepare_run_dir, training_arguments
 
-log = logging.getLogger(__name__)
-
-STATS_FILE = "reward_stats.json"  # {"mean", "std", "pairs"}: rewards on the training data
+STATS_FILE = "reward_stats.json"  # {"mean", "std"} of the model's rewards on its training data
 EXTRA_FILE = "reward_extra.safetensors"  # parameters a subclass adds beside the HF model
 ENSEMBLE_FILE = "ensemble.json"  # members and aggregation of an ensemble directory
 
@@ -210,7 +209,7 @@ def _device(model: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def score_pairs(model: nn.Module, features: list[dict], pad_id: int, batch_size: int = 8) -> tuple[np.ndarray, ...]:
+def score_pairs(model: nn.Module, features: list[dict], pad_id: int, batch_size: int = 8) -> tuple[torch.Tensor, ...]:
     """Raw rewards of the chosen and rejected sides of tokenized pairs: (chosen (N,), rejected (N,))."""
     model.eval()
     chosen, rejected = [], []
@@ -220,15 +219,13 @@ def score_pairs(model: nn.Module, features: list[dict], pad_id: int, batch_size:
         c, r = model(ids, mask).cpu().chunk(2)  # (B,), (B,)
         chosen.append(c)
         rejected.append(r)
-    return torch.cat(chosen).numpy(), torch.cat(rejected).numpy()
+    return torch.cat(chosen), torch.cat(rejected)
 
 
 @torch.no_grad()
 def score_texts(model: nn.Module, tokenizer, prompts: list, responses: list[str], batch_size: int = 8) -> torch.Tensor:
     """Normalised rewards (N,) of `responses` to `prompts` (strings or chats) under a RewardModel
     or RewardModelEnsemble, in batches."""
-    from .data import pad_right
-
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
     model.eval()
@@ -246,7 +243,7 @@ def score_texts(model: nn.Module, tokenizer, prompts: list, responses: list[str]
 
 
 def reward_metrics(chosen, rejected, chosen_len, rejected_len) -> dict[str, float | int | None]:
-    """How well rewards rank preference pairs. Inputs: (N,) arrays.
+    """How well rewards rank preference pairs. Inputs: (N,) tensors or arrays.
 
     accuracy: share of pairs with r_chosen > r_rejected; margin: mean r_chosen - r_rejected;
     ece: expected calibration error of the Bradley-Terry probability sigmoid(r_c - r_r), read as
@@ -255,19 +252,20 @@ def reward_metrics(chosen, rejected, chosen_len, rejected_len) -> dict[str, floa
     accuracy_chosen_shorter: accuracy on the pairs whose chosen response is the shorter one, where
     a reward model that merely prefers length fails. None where a value is undefined.
     """
-    chosen, rejected = torch.as_tensor(chosen).double(), torch.as_tensor(rejected).double()
+    chosen, rejected, chosen_len, rejected_len = (
+        torch.as_tensor(x).double() for x in (chosen, rejected, chosen_len, rejected_len)
+    )
     diff = chosen - rejected  # (N,)
     correct = diff > 0
     p = torch.sigmoid(diff)
-    rewards = torch.cat([chosen, rejected]).numpy()  # (2N,)
-    lengths = np.concatenate([np.asarray(chosen_len), np.asarray(rejected_len)]).astype(float)
+    rewards, lengths = torch.cat([chosen, rejected]), torch.cat([chosen_len, rejected_len])  # (2N,), (2N,)
     defined = rewards.std() > 0 and lengths.std() > 0
-    shorter = torch.as_tensor(np.asarray(chosen_len) < np.asarray(rejected_len))
+    shorter = chosen_len < rejected_len
     return {
         "accuracy": correct.double().mean().item(),
         "margin": diff.mean().item(),
         "ece": expected_calibration_error(torch.maximum(p, 1 - p), correct),
-        "length_corr": float(np.corrcoef(rewards, lengths)[0, 1]) if defined else None,
+        "length_corr": torch.corrcoef(torch.stack([rewards, lengths]))[0, 1].item() if defined else None,
         "accuracy_chosen_shorter": correct[shorter].double().mean().item() if shorter.any() else None,
         "pairs": len(diff),
         "pairs_chosen_shorter": int(shorter.sum()),
@@ -290,43 +288,38 @@ def reward_tokenizer(name: str):
     return tokenizer
 
 
-def _trainer_class():
-    from transformers import Trainer
+class RewardTrainer(Trainer):
+    """Trainer with the Bradley-Terry loss; logs pairwise accuracy and margin while training."""
 
-    class RewardTrainer(Trainer):
-        """Trainer with the Bradley-Terry loss; logs pairwise accuracy and margin while training."""
+    def __init__(self, *args, center_coef: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.center_coef = center_coef
+        self._train_stats = []  # (correct, margin) of each training micro-batch since the last log
 
-        def __init__(self, *args, center_coef: float = 0.0, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.center_coef = center_coef
-            self._train_stats = []  # (correct, margin) of each training micro-batch since the last log
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        rewards = model(inputs["input_ids"], inputs["attention_mask"])  # (2B,)
+        chosen, rejected = rewards.chunk(2)  # (B,), (B,)
+        loss = pairwise_loss(chosen, rejected, inputs["margin"], self.center_coef)
+        if model.training:
+            diff = (chosen - rejected).detach()
+            self._train_stats.append(((diff > 0).float().mean().item(), diff.mean().item()))
+        return (loss, torch.stack([chosen, rejected], -1)) if return_outputs else loss  # (B, 2)
 
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            rewards = model(inputs["input_ids"], inputs["attention_mask"])  # (2B,)
-            chosen, rejected = rewards.chunk(2)  # (B,), (B,)
-            loss = pairwise_loss(chosen, rejected, inputs["margin"], self.center_coef)
-            if model.training:
-                diff = (chosen - rejected).detach()
-                self._train_stats.append(((diff > 0).float().mean().item(), diff.mean().item()))
-            return (loss, torch.stack([chosen, rejected], -1)) if return_outputs else loss  # (B, 2)
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad(), self.compute_loss_context_manager():
+            loss, rewards = self.compute_loss(model, inputs, return_outputs=True)
+        if prediction_loss_only:
+            return loss.detach(), None, None
+        # "Labels" are the response lengths: compute_metrics needs them for the length bias.
+        return loss.detach(), rewards.detach().float(), inputs["response_lengths"]
 
-        def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
-            inputs = self._prepare_inputs(inputs)
-            with torch.no_grad(), self.compute_loss_context_manager():
-                loss, rewards = self.compute_loss(model, inputs, return_outputs=True)
-            if prediction_loss_only:
-                return loss.detach(), None, None
-            # "Labels" are the response lengths: compute_metrics needs them for the length bias.
-            return loss.detach(), rewards.detach().float(), inputs["response_lengths"]
-
-        def log(self, logs, *args, **kwargs):
-            if "loss" in logs and self._train_stats:
-                correct, margin = np.mean(self._train_stats, axis=0)
-                logs = {**logs, "accuracy": float(correct), "margin": float(margin)}
-                self._train_stats = []
-            super().log(logs, *args, **kwargs)
-
-    return RewardTrainer
+    def log(self, logs, *args, **kwargs):
+        if "loss" in logs and self._train_stats:
+            correct, margin = np.mean(self._train_stats, axis=0)
+            logs = {**logs, "accuracy": float(correct), "margin": float(margin)}
+            self._train_stats = []
+        super().log(logs, *args, **kwargs)
 
 
 def _compute_metrics(prediction) -> dict:
@@ -391,15 +384,9 @@ def train_reward_model(config: Config, resume: bool = False, model_class: type[R
 
 
 def _train_one(config: Config, model_class, tokenizer, train_set, eval_set, resume: bool) -> None:
-    from .sft import prepare_run_dir, training_arguments
-
     cfg = config.reward
     out = Path(cfg.output_dir)
-    sizes = plan_steps(
-        len(train_set), cfg.batch_size, cfg.gradient_accumulation_steps, cfg.num_epochs,
-        cfg.max_steps, cfg.warmup_ratio, int(os.environ.get("WORLD_SIZE", "1")),
-    )  # fmt: skip
-    print("derived sizes: " + ", ".join(f"{k}={v}" for k, v in sizes.items()))
+    sizes = derived_sizes(cfg, len(train_set))
 
     reward_model = model_class.from_pretrained(
         cfg.model.name, cfg.model.dtype, pad_token_id=tokenizer.pad_token_id,
@@ -414,10 +401,8 @@ def _train_one(config: Config, model_class, tokenizer, train_set, eval_set, resu
     print(f"trainable parameters: {count_parameters(reward_model, True):,} of {count_parameters(reward_model):,}")
 
     args = training_arguments(cfg, "reward", config.logging, has_eval=bool(eval_set), resume=resume)
-    out.mkdir(parents=True, exist_ok=True)
-    prepare_run_dir(out, resume)
-    save_config(config, out / "config.yaml")
-    trainer = _trainer_class()(
+    prepare_run_dir(out, resume, config)
+    trainer = RewardTrainer(
         model=reward_model,
         args=args,
         data_collator=partial(collate_pairs, pad_id=tokenizer.pad_token_id),
@@ -432,14 +417,14 @@ def _train_one(config: Config, model_class, tokenizer, train_set, eval_set, resu
 
     # Normalisation stats: the trained model's rewards over every training response.
     chosen, rejected = score_pairs(reward_model, train_set, tokenizer.pad_token_id, cfg.batch_size)
-    rewards = np.concatenate([chosen, rejected])
-    reward_model.mean, reward_model.std = float(rewards.mean()), float(rewards.std()) or 1.0
-    train_lengths = np.array([f["response_lengths"] for f in train_set])  # (N, 2)
-    report = {"train": reward_metrics(chosen, rejected, train_lengths[:, 0], train_lengths[:, 1])}
+    rewards = torch.cat([chosen, rejected])
+    reward_model.mean, reward_model.std = rewards.mean().item(), rewards.std(correction=0).item() or 1.0
+    lengths = torch.tensor([f["response_lengths"] for f in train_set])  # (N, 2)
+    report = {"train": reward_metrics(chosen, rejected, lengths[:, 0], lengths[:, 1])}
     if eval_set:
-        eval_lengths = np.array([f["response_lengths"] for f in eval_set])
+        lengths = torch.tensor([f["response_lengths"] for f in eval_set])
         c, r = score_pairs(reward_model, eval_set, tokenizer.pad_token_id, cfg.batch_size)
-        report["eval"] = reward_metrics(c, r, eval_lengths[:, 0], eval_lengths[:, 1])
+        report["eval"] = reward_metrics(c, r, lengths[:, 0], lengths[:, 1])
     report["normalisation"] = {"mean": reward_model.mean, "std": reward_model.std}
     reward_model.save_pretrained(out, tokenizer)
     (out / "eval.json").write_text(json.dumps(report, indent=1) + "\n")
@@ -461,10 +446,10 @@ def _ensemble_eval(ensemble: RewardModelEnsemble, eval_set: list[dict], pad_id: 
     chosen, rejected = [], []
     for member in ensemble.members:
         c, r = score_pairs(member, eval_set, pad_id, batch_size)
-        chosen.append(member.normalize(torch.from_numpy(c)))
-        rejected.append(member.normalize(torch.from_numpy(r)))
+        chosen.append(member.normalize(c))
+        rejected.append(member.normalize(r))
     chosen, rejected = torch.stack(chosen), torch.stack(rejected)  # (M, N), (M, N)
-    lengths = np.array([f["response_lengths"] for f in eval_set])  # (N, 2)
+    lengths = torch.tensor([f["response_lengths"] for f in eval_set])  # (N, 2)
     report = {
         "eval": reward_metrics(
             aggregate_rewards(chosen, ensemble.aggregation, ensemble.uncertainty_coef),

@@ -66,24 +66,37 @@ def training_arguments(
     )
 
 
-def prepare_run_dir(output_dir: Path, resume: bool) -> None:
-    """A fresh run replaces the old run files; a resumed one drops metrics logged after the
-    checkpoint it restarts from, so metrics.jsonl reads as one uninterrupted run."""
+def derived_sizes(cfg: TrainConfig, n_train: int) -> dict[str, int]:
+    """plan_steps for a Trainer stage on this launch's world size, printed before training."""
+    sizes = plan_steps(
+        n_train, cfg.batch_size, cfg.gradient_accumulation_steps, cfg.num_epochs,
+        cfg.max_steps, cfg.warmup_ratio, int(os.environ.get("WORLD_SIZE", "1")),
+    )  # fmt: skip
+    print("derived sizes: " + ", ".join(f"{k}={v}" for k, v in sizes.items()))
+    return sizes
+
+
+def prepare_run_dir(output_dir: Path, resume: bool, config: Config) -> None:
+    """Create the run directory and save the resolved config in it. A fresh run replaces the old
+    run files; a resumed one drops metrics logged after the checkpoint it restarts from, so
+    metrics.jsonl reads as one uninterrupted run."""
     from transformers.trainer_utils import get_last_checkpoint
 
     ckpt_root = output_dir / "checkpoints"
     metrics = output_dir / "metrics.jsonl"
-    if not resume:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if resume:
+        last = get_last_checkpoint(str(ckpt_root)) if ckpt_root.is_dir() else None
+        if last is None:
+            raise FileNotFoundError(f"--resume: no checkpoint in {ckpt_root}; run without --resume")
+        step = int(Path(last).name.split("-")[-1])
+        rows = [r for r in read_metrics(output_dir) if r["step"] <= step]
+        metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        print(f"resuming from {last} (optimizer step {step})")
+    else:
         shutil.rmtree(ckpt_root, ignore_errors=True)
         metrics.unlink(missing_ok=True)
-        return
-    last = get_last_checkpoint(str(ckpt_root)) if ckpt_root.is_dir() else None
-    if last is None:
-        raise FileNotFoundError(f"--resume: no checkpoint in {ckpt_root}; run without --resume")
-    step = int(Path(last).name.split("-")[-1])
-    rows = [r for r in read_metrics(output_dir) if r["step"] <= step]
-    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    print(f"resuming from {last} (optimizer step {step})")
+    save_config(config, output_dir / "config.yaml")
 
 
 def train_sft(config: Config, resume: bool = False) -> Path:
@@ -105,11 +118,7 @@ def train_sft(config: Config, resume: bool = False) -> Path:
     print(eval_stats.summary(f"{cfg.data.path} eval"))
     if not train_set:
         raise DataError(f"{cfg.data.path}: no training records left after length filtering")
-    sizes = plan_steps(
-        len(train_set), cfg.batch_size, cfg.gradient_accumulation_steps, cfg.num_epochs,
-        cfg.max_steps, cfg.warmup_ratio, int(os.environ.get("WORLD_SIZE", "1")),
-    )  # fmt: skip
-    print("derived sizes: " + ", ".join(f"{k}={v}" for k, v in sizes.items()))
+    sizes = derived_sizes(cfg, len(train_set))
 
     model = load_causal_lm(cfg.model)
     if cfg.lora.enabled:
@@ -117,9 +126,7 @@ def train_sft(config: Config, resume: bool = False) -> Path:
     print(f"trainable parameters: {count_parameters(model, True):,} of {count_parameters(model):,}")
 
     args = training_arguments(cfg, "sft", logging_cfg, has_eval=bool(eval_set), resume=resume)
-    out.mkdir(parents=True, exist_ok=True)
-    prepare_run_dir(out, resume)
-    save_config(config, out / "config.yaml")
+    prepare_run_dir(out, resume, config)
     trainer = Trainer(
         model=model,
         args=args,
