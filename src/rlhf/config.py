@@ -156,6 +156,9 @@ class RewardConfig(TrainConfig):
     output_dir: str = opt("models/reward_model", "Directory the reward model goes to.")
     model: ModelConfig = opt(ModelConfig(name="models/sft_model"), "The model to start from.")
     data: DataConfig = opt(DataConfig(path="data/preference_data.json"), "Preference data.")
+    num_epochs: int = opt(
+        1, "Passes over the preference pairs. One is the usual choice: reward models overfit after it."
+    )
     use_margin: bool = opt(
         True, "Use a pair's 'margin' field in the loss: -log sigmoid(r_chosen - r_rejected - margin)."
     )
