@@ -118,3 +118,12 @@ def test_cli_help_lists_keys_with_their_help(capsys):
 def test_cli_reports_config_errors(capsys):
     assert main(["sft", "sft.lora.r=0"]) == 2
     assert "sft.lora.r: must be >= 1" in capsys.readouterr().err
+
+
+def test_partial_section_keeps_the_fields_own_defaults():
+    # The reward stage's data and model sections default differently from the DataConfig and
+    # ModelConfig classes; overriding one key of them must keep the others.
+    cfg = load_config(None, ["reward.data.max_records=5", "reward.model.dtype=bf16"])
+    assert cfg.reward.data.path == "data/preference_data.json" and cfg.reward.data.max_records == 5
+    assert cfg.reward.model.name == "models/sft_model" and cfg.reward.model.dtype == "bf16"
+    assert cfg.sft.data.path == "data/sft_data.json"
