@@ -372,14 +372,15 @@ def train_reward_model(config: Config, resume: bool = False, model_class: type[R
     save_config(config, out / "config.yaml")
     spec = {"members": members, "aggregation": cfg.aggregation, "uncertainty_coef": cfg.uncertainty_coef}
     (out / ENSEMBLE_FILE).write_text(json.dumps(spec, indent=1) + "\n")
+    held_out = None
     if eval_set:
         ensemble = RewardModelEnsemble(
             [model_class.from_pretrained(str(out / m), cfg.model.dtype) for m in members], tokenizer,
             cfg.aggregation, cfg.uncertainty_coef,
         )  # fmt: skip
-        _ensemble_eval(ensemble, eval_set, tokenizer.pad_token_id, cfg.batch_size, out)
+        held_out = _ensemble_eval(ensemble, eval_set, tokenizer.pad_token_id, cfg.batch_size, out)
     tokenizer.save_pretrained(out)
-    _model_card(cfg, out, ensemble_members=members)
+    _model_card(cfg, out, held_out, ensemble_members=members)
     return out
 
 
@@ -437,12 +438,12 @@ def _train_one(config: Config, model_class, tokenizer, train_set, eval_set, resu
              "margin r_chosen - r_rejected": ["train/margin", "eval/margin"], "learning rate": ["optim/lr"]},
             "reward.png",
         )  # fmt: skip
-    _model_card(cfg, out, sizes=sizes, report=report)
+    _model_card(cfg, out, report.get("eval"), sizes=sizes)
 
 
-def _ensemble_eval(ensemble: RewardModelEnsemble, eval_set: list[dict], pad_id: int, batch_size: int, out: Path):
-    """eval.json of an ensemble: the aggregated reward's metrics, each member's accuracy, and the
-    members' disagreement (std of normalised rewards) on held-out responses."""
+def _ensemble_eval(ensemble: RewardModelEnsemble, eval_set: list[dict], pad_id: int, batch_size: int, out: Path) -> dict:
+    """Writes eval.json of an ensemble: the aggregated reward's metrics (returned), each member's
+    accuracy, and the members' disagreement (std of normalised rewards) on held-out responses."""
     chosen, rejected = [], []
     for member in ensemble.members:
         c, r = score_pairs(member, eval_set, pad_id, batch_size)
@@ -462,6 +463,7 @@ def _ensemble_eval(ensemble: RewardModelEnsemble, eval_set: list[dict], pad_id: 
     }
     (out / "eval.json").write_text(json.dumps(report, indent=1) + "\n")
     _print_report(report)
+    return report["eval"]
 
 
 def _print_report(report: dict) -> None:
@@ -480,7 +482,7 @@ def _print_report(report: dict) -> None:
               + f"; mean disagreement {report['mean_disagreement']:.3f}")  # fmt: skip
 
 
-def _model_card(cfg: RewardConfig, out: Path, sizes=None, report=None, ensemble_members=None) -> None:
+def _model_card(cfg: RewardConfig, out: Path, held_out: dict | None, sizes=None, ensemble_members=None) -> None:
     if ensemble_members:
         what = (f"An ensemble of {len(ensemble_members)} reward models ({', '.join(ensemble_members)}), "
                 f"trained with different seeds" + (" on bootstrap resamples" if cfg.bootstrap else "")
@@ -509,8 +511,6 @@ def _model_card(cfg: RewardConfig, out: Path, sizes=None, report=None, ensemble_
             "returns normalised rewards."
         )
     evaluation = "No held-out pairs (data.eval_fraction = 0)."
-    data = json.loads((out / "eval.json").read_text()) if (out / "eval.json").exists() else {}
-    if "eval" in data:
-        m = data["eval"]
-        evaluation = "\n".join(f"- {k}: {v if not isinstance(v, float) else round(v, 4)}" for k, v in m.items())
+    if held_out:
+        evaluation = "\n".join(f"- {k}: {round(v, 4) if isinstance(v, float) else v}" for k, v in held_out.items())
     write_model_card(out, f"Reward model: {out.name}", {"Training": what, "Held-out evaluation": evaluation, "Use": use})
