@@ -1,6 +1,6 @@
 """How reward models rank hand-written pairs unlike their training data.
 
-    HF_HUB_OFFLINE=1 python benchmarks/reward_probe.py models/reward_model [models/other_reward_model ...]
+    HF_HUB_OFFLINE=1 python benchmarks/reward_probe.py models/reward_model [other reward model or ensemble dirs ...]
 
 Held-out accuracy on the sample data measures pairs written in the training data's style. PPO
 scores the policy's own answers, which are not: what matters there is whether a better answer
@@ -12,7 +12,7 @@ import sys
 
 from transformers import AutoTokenizer
 
-from rlhf.reward_model import RewardModel, score_texts
+from rlhf.reward_model import load_reward_model, score_texts
 
 # (prompt, better response, worse response): harmlessness, honesty, helpfulness, facts, style.
 PROBES = [
@@ -42,7 +42,7 @@ def main():
     prompts = [p for p, _, _ in PROBES for _ in range(2)]
     responses = [r for _, better, worse in PROBES for r in (better, worse)]
     for path in sys.argv[1:]:
-        rewards = score_texts(RewardModel.from_pretrained(path), AutoTokenizer.from_pretrained(path), prompts, responses)
+        rewards = score_texts(load_reward_model(path), AutoTokenizer.from_pretrained(path), prompts, responses)
         gaps = (rewards[0::2] - rewards[1::2]).tolist()
         print(f"{path}: better ranked higher in {sum(g > 0 for g in gaps)} of {len(gaps)} probes; "
               f"gaps {', '.join(f'{g:+.2f}' for g in gaps)} (mean {sum(gaps) / len(gaps):+.2f})")  # fmt: skip
