@@ -316,13 +316,13 @@ def _build(cls: type, data: dict, path: str) -> Any:
             raise ConfigError(f"{_join(path, key)}: unknown key{hint}; known keys: {known}")
     values = {}
     for name, f in fields.items():
-        value = data.get(name)
-        if dataclasses.is_dataclass(hints[name]) and (value is None or isinstance(value, dict)):
+        if dataclasses.is_dataclass(hints[name]) and isinstance(data.get(name, {}), dict):
             # A nested section starts from the field's own default, not its class's: setting
             # reward.data.max_records keeps reward.data.path = data/preference_data.json.
-            value = _merge(dataclasses.asdict(f.default_factory()), value or {})
-        if name in data or value is not None:
-            values[name] = _convert(hints[name], value, _join(path, name))
+            section = _merge(dataclasses.asdict(f.default_factory()), data.get(name, {}))
+            values[name] = _convert(hints[name], section, _join(path, name))
+        elif name in data:
+            values[name] = _convert(hints[name], data[name], _join(path, name))
     obj = cls(**values)
     for key, message in getattr(obj, "_check", lambda: ())():
         raise ConfigError(f"{_join(path, key)}: {message}")
