@@ -205,6 +205,18 @@ def test_ensemble_cli_trains_members_on_resamples(tmp_path):
     seed_form = RewardModelEnsemble(model_paths=[str(out / "member_0"), str(out / "member_1")], tokenizer=tok)
     torch.testing.assert_close(seed_form(batch["input_ids"], batch["attention_mask"]), s.members.mean(0))
 
+    # Killed while training member_1 (before its first checkpoint): --resume keeps member_0 and
+    # trains member_1 again, to the same weights.
+    kept = (out / "member_0" / "model.safetensors").stat().st_mtime_ns
+    for name in ("member_1/eval.json", "member_1/model.safetensors", "ensemble.json", "eval.json"):
+        (out / name).unlink()
+    assert main(["reward", *TINY, "--output_dir", str(out), "--ensemble", "2", "reward.max_steps=3",
+                 "reward.aggregation=mean_minus_std", "reward.uncertainty_coef=0.5", "--resume"]) == 0  # fmt: skip
+    assert (out / "member_0" / "model.safetensors").stat().st_mtime_ns == kept
+    again = load_file(str(out / "member_1" / "model.safetensors"))
+    assert all(torch.equal(again[k], b[k]) for k in b)
+    assert json.loads((out / "eval.json").read_text()) == report
+
 
 def test_lora_reward_model_is_merged_into_a_plain_classifier(tmp_path, tiny_path):
     out = tmp_path / "lora"

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from transformers import Trainer
+from transformers import Trainer, set_seed
 
 from .config import Config, RewardConfig, save_config
 from .data import (
@@ -331,10 +331,7 @@ def _compute_metrics(prediction) -> dict:
 def train_reward_model(config: Config, resume: bool = False, model_class: type[RewardModel] = RewardModel) -> Path:
     """Train config.reward (one model, or an ensemble of config.reward.ensemble members) on
     preference pairs; returns the output directory. `model_class` may be a RewardModel subclass."""
-    from transformers import set_seed
-
     cfg = config.reward
-    set_seed(cfg.seed)
     # Read and check everything before touching the output directory.
     tokenizer = reward_tokenizer(cfg.model.name)
     pairs = load_preferences(cfg.data.path, cfg.data.max_records)
@@ -389,6 +386,8 @@ def _train_one(config: Config, model_class, tokenizer, train_set, eval_set, resu
     out = Path(cfg.output_dir)
     sizes = derived_sizes(cfg, len(train_set))
 
+    # The new head's initialisation depends on this member's seed alone, not on what ran before.
+    set_seed(cfg.seed)
     reward_model = model_class.from_pretrained(
         cfg.model.name, cfg.model.dtype, pad_token_id=tokenizer.pad_token_id,
         trust_remote_code=cfg.model.trust_remote_code,
