@@ -62,10 +62,6 @@ class RewardModel(nn.Module):
         self.model = model  # e.g. LlamaForSequenceClassification with num_labels=1
         self.mean, self.std = mean, std  # reward statistics on the training data
 
-    @property
-    def config(self):
-        return self.model.config
-
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Rewards (B,) of right- or left-padded sequences (B, T): the head read at each row's
         last attended token."""
