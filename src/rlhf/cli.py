@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 
-from .config import Config, ConfigError, LoggingConfig, RewardConfig, SFTConfig, describe, load_config
+from .config import Config, ConfigError, LoggingConfig, PPOConfig, RewardConfig, SFTConfig, describe, load_config
 from .data import DataError
 
 # SEED.md flag -> (config key it sets, type).
@@ -25,6 +25,13 @@ REWARD_FLAGS = {
     "num_epochs": ("reward.num_epochs", int),
     "batch_size": ("reward.batch_size", int),
     "ensemble": ("reward.ensemble", int),
+}
+PPO_FLAGS = {
+    "sft_model_path": ("ppo.sft_model_path", str),
+    "reward_model_path": ("ppo.reward_model_path", str),
+    "prompts_path": ("ppo.prompts_path", str),
+    "output_dir": ("ppo.output_dir", str),
+    "num_episodes": ("ppo.num_episodes", int),
 }
 
 
@@ -69,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                   [(SFTConfig, "sft"), (LoggingConfig, "logging")])  # fmt: skip
     _stage_parser(sub, "reward", "Stage 2: reward model (or an ensemble) on preference pairs.", REWARD_FLAGS,
                   [(RewardConfig, "reward"), (LoggingConfig, "logging")])  # fmt: skip
+    _stage_parser(sub, "ppo", "Stage 3: PPO against the reward model.", PPO_FLAGS,
+                  [(PPOConfig, "ppo"), (LoggingConfig, "logging")])  # fmt: skip
     demo = sub.add_parser("demo", help="Run the pipeline on the built-in model and the sample data.")
     demo.add_argument("--config", default="configs/demo.yaml")
     demo.add_argument("overrides", nargs="*", metavar="key=value")
@@ -93,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
 
             out = train_reward_model(_config(args), resume=args.resume)
             print(f"reward model saved to {out}")
+        elif args.command == "ppo":
+            from .ppo import train_ppo
+
+            out = train_ppo(_config(args), resume=args.resume)
+            print(f"PPO policy saved to {out / 'policy'}, tokenizer to {out / 'tokenizer'}")
         elif args.command == "demo":
             from .demo import run_demo
 

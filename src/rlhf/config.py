@@ -190,13 +190,114 @@ class RewardConfig(TrainConfig):
 
 @dataclass
 class PPOConfig:
-    """Stage 3: PPO against the reward model (filled in by the PPO stage)."""
+    """Stage 3: PPO against the reward model. One update = one rollout of batch_size episodes (an
+    episode is one prompt answered and scored), then ppo_epochs passes over it in mini-batches."""
 
-    sft_model_path: str = opt("models/sft_model", "Policy to start from; also the reference.")
-    reward_model_path: str = opt("models/reward_model", "Reward model that scores responses.")
+    sft_model_path: str = opt("models/sft_model", "Policy to start from; also the reference policy.")
+    reward_model_path: str = opt("models/reward_model", "Reward model or ensemble directory that scores responses.")
     prompts_path: str = opt("data/prompts.json", "Prompts to answer (.json array or .jsonl).")
-    output_dir: str = opt("models/rlhf_model", "Directory for policy/, tokenizer/ and run files.")
-    num_episodes: int = opt(1000, "Prompts answered and scored in the whole run.")
+    output_dir: str = opt("models/rlhf_model", "Directory for policy/, tokenizer/, value_model/ and run files.")
+    num_episodes: int = opt(1000, "Prompts answered and scored in the whole run (rounded up to whole batches).")
+    max_prompts: int | None = opt(None, "Use only the first N prompts of the file (quick runs); null = all.")
+    eval_fraction: float = opt(0.1, "Prompts held out to measure score, KL and win rate before and after.")
+    max_prompt_length: int = opt(256, "Prompts longer than this many tokens are skipped.")
+    dtype: Literal["fp32", "fp16", "bf16"] = opt("fp32", "Dtype the weights are held in; keep fp32 and use mixed_precision.")
+    mixed_precision: Literal["no", "fp16", "bf16"] = opt(
+        "no", "Autocast precision for every forward pass (bf16 is emulated and slow on AVX2-only CPUs)."
+    )
+    gradient_checkpointing: bool = opt(False, "Recompute activations in backward (policy and critic): less memory.")
+    lora: LoraConfig = opt(
+        LoraConfig(enabled=True, r=16, alpha=32, dropout=0.0),
+        "Adapters on the policy (adapters off = the reference) and, with a trained critic trunk, on the critic.",
+    )
+    critic_trunk: Literal["frozen", "trained"] = opt(
+        "frozen",
+        "frozen: only the value head trains, on the reward model's trunk, and one forward pass gives the "
+        "scores and the values; trained: the critic's trunk trains too (its LoRA adapters, or all weights).",
+    )
+    max_new_tokens: int = opt(64, "Longest response, in tokens.")
+    temperature: float = opt(1.0, "Sampling temperature of rollouts; logprobs are taken at the same temperature.")
+    top_k: int = opt(0, "Sample from the k most likely tokens only; 0 = all.")
+    top_p: float = opt(1.0, "Nucleus sampling: the smallest token set with this much probability; 1 = all.")
+    batch_size: int = opt(16, "Episodes per PPO update (one rollout).")
+    num_mini_batches: int = opt(1, "Mini-batches per pass over the rollout; one optimizer step each.")
+    micro_batch_size: int = opt(8, "Episodes per forward/backward pass; gradients accumulate up to a mini-batch.")
+    ppo_epochs: int = opt(4, "Passes over each rollout (K).")
+    learning_rate: float = opt(1e-4, "Policy learning rate (AdamW); 1e-4 suits LoRA, use about 1e-5 for full weights.")
+    value_learning_rate: float = opt(1e-3, "Critic learning rate (AdamW).")
+    lr_scheduler: Literal["linear", "constant"] = opt("linear", "Learning rate over the updates: linear decay to 0, or constant.")
+    max_grad_norm: float = opt(1.0, "Clip each model's global gradient norm to this value; 0 = off.")
+    kl_coef: float = opt(0.05, "beta: weight of the per-token KL penalty (the start value when adaptive).")
+    kl_estimator: Literal["k1", "k3"] = opt("k1", "Per-token KL estimate: k1 = log p/p_ref; k3 = r - 1 - log r (never negative).")
+    adaptive_kl: bool = opt(False, "Adapt kl_coef towards target_kl (Ziegler et al., 2019).")
+    target_kl: float = opt(6.0, "Adaptive controller's target KL per response, in nats.")
+    kl_horizon: int = opt(10000, "Adaptive controller's horizon, in episodes.")
+    kl_budget: float | None = opt(
+        20.0, "Stop the run when the mean KL per response (nats) exceeds this; null = never."
+    )
+    gamma: float = opt(1.0, "Discount factor of GAE.")
+    lam: float = opt(0.95, "lambda of GAE.")
+    clip_range: float = opt(0.2, "epsilon of the clipped policy objective.")
+    clip_range_value: float = opt(0.2, "Values move at most this far from the rollout's values per update.")
+    vf_coef: float = opt(0.1, "Weight of the value loss in loss/total.")
+    ent_coef: float = opt(0.0, "Entropy bonus weight.")
+    whiten_advantages: bool = opt(True, "Normalise advantages to mean 0, std 1 over each rollout.")
+    reward_clip: float = opt(5.0, "Clip scores to [-reward_clip, reward_clip] (normalised units); 0 = off.")
+    missing_eos_penalty: float = opt(1.0, "Subtracted from the score of a response cut off at max_new_tokens.")
+    length_penalty: float = opt(0.0, "Subtracted from the score per response token.")
+    early_stop_kl: float | None = opt(
+        None, "Skip the rest of an update's epochs once policy/approx_kl of a mini-batch exceeds this; null = never."
+    )
+    eval_every: int = opt(0, "Measure score, KL and win rate on the held-out prompts every N updates; 0 = at the end only.")
+    sample_every: int = opt(5, "Write samples.jsonl rows (prompt, response, score, KL) every N updates.")
+    samples_per_log: int = opt(4, "Episodes written to samples.jsonl each time.")
+    save_every: int = opt(10, "Write a checkpoint (for --resume) every N updates; 0 = only at the end.")
+    seed: int = opt(42, "Seed for the prompt order, sampling and the held-out split.")
+
+    def _check(self):
+        for key in ("num_episodes", "batch_size", "num_mini_batches", "micro_batch_size", "ppo_epochs",
+                    "max_new_tokens", "max_prompt_length", "kl_horizon", "samples_per_log"):  # fmt: skip
+            if getattr(self, key) < 1:
+                yield key, f"must be >= 1, got {getattr(self, key)}"
+        for key in ("top_k", "max_grad_norm", "kl_coef", "vf_coef", "ent_coef", "reward_clip",
+                    "missing_eos_penalty", "length_penalty", "eval_every", "sample_every", "save_every"):  # fmt: skip
+            if getattr(self, key) < 0:
+                yield key, f"must be >= 0, got {getattr(self, key)}"
+        for key in ("learning_rate", "value_learning_rate", "temperature", "target_kl", "clip_range", "clip_range_value"):
+            if not (getattr(self, key) > 0 and math.isfinite(getattr(self, key))):
+                yield key, f"must be a positive number, got {getattr(self, key)}"
+        for key in ("top_p", "gamma", "lam"):
+            if not 0.0 < getattr(self, key) <= 1.0:
+                yield key, f"must be in (0, 1], got {getattr(self, key)}"
+        if not 0.0 <= self.eval_fraction < 1.0:
+            yield "eval_fraction", f"must be in [0, 1), got {self.eval_fraction}"
+        for key in ("kl_budget", "early_stop_kl", "max_prompts"):
+            if getattr(self, key) is not None and getattr(self, key) <= 0:
+                yield key, f"must be positive or null, got {getattr(self, key)}"
+        if self.batch_size % self.num_mini_batches:
+            yield "num_mini_batches", f"batch_size {self.batch_size} is not divisible by {self.num_mini_batches}"
+        elif (self.batch_size // self.num_mini_batches) % self.micro_batch_size:
+            yield "micro_batch_size", (
+                f"mini-batch of {self.batch_size // self.num_mini_batches} episodes is not divisible by "
+                f"{self.micro_batch_size}"
+            )
+        if self.mixed_precision == "fp16" and self.dtype == "bf16":
+            yield "mixed_precision", "fp16 autocast over bf16 weights is impossible; pick one"
+        if self.lora.enabled and not self.lora.merge:
+            yield "lora.merge", "OUTPUT/policy is a plain Hugging Face model, so the adapters are merged; set it to true"
+
+
+def ppo_sizes(cfg: PPOConfig) -> dict[str, int]:
+    """Derived sizes of a PPO run (printed at start)."""
+    mini = cfg.batch_size // cfg.num_mini_batches
+    updates = math.ceil(cfg.num_episodes / cfg.batch_size)
+    return {
+        "updates": updates,
+        "episodes": updates * cfg.batch_size,
+        "mini_batch_size": mini,
+        "gradient_accumulation_steps": mini // cfg.micro_batch_size,
+        "optimizer_steps": updates * cfg.ppo_epochs * cfg.num_mini_batches,
+    }
 
 
 @dataclass

@@ -245,11 +245,15 @@ class TokenStats:
         )
 
 
+def encode_prompt(tokenizer, messages: Messages) -> list[int]:
+    """Token ids of the prompt a response continues."""
+    # Chat templates write their own special tokens; the plain form gets the tokenizer's BOS.
+    return tokenizer(render_prompt(tokenizer, messages), add_special_tokens=not tokenizer.chat_template)["input_ids"]
+
+
 def encode_pair(tokenizer, messages: Messages, response: str) -> tuple[list[int], list[int]]:
     """Token ids of (prompt, response); the response ends with EOS."""
-    prompt_text = render_prompt(tokenizer, messages)
-    # Chat templates write their own special tokens; the plain form gets the tokenizer's BOS.
-    prompt_ids = tokenizer(prompt_text, add_special_tokens=not tokenizer.chat_template)["input_ids"]
+    prompt_ids = encode_prompt(tokenizer, messages)
     response_ids = tokenizer(render_response(tokenizer, messages, response), add_special_tokens=False)[
         "input_ids"
     ]

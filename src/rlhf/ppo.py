@@ -1,0 +1,636 @@
+"""Stage 3: PPO against a reward model or ensemble.
+
+`train_ppo` is one loop that reads like the algorithm (lm-human-preferences' `step()`):
+1. rollout: sample responses with a KV cache, keeping the sampling logprobs; reference logprobs,
+2. score: reward model (normalised), missing-EOS and length penalties, user penalties, clipping,
+3. rewards, advantages and returns: per-token KL penalty, GAE, whitening,
+4. K epochs x mini-batches of clipped policy and value updates,
+5. KL controller, metrics, samples, held-out evaluation, checkpoint.
+
+Two base models with LoRA, not four: the policy is the SFT weights plus adapters (adapters off =
+the reference), and the critic is the reward model's trunk plus a value head (and its own adapters
+when its trunk trains), so the same trunk also scores responses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .config import Config, ConfigError, ModelConfig, PPOConfig, ppo_sizes, save_config
+from .data import DataError, Messages, encode_prompt, load_prompts, split
+from .functional import (
+    entropy_from_logits,
+    explained_variance,
+    gae,
+    kl_penalty,
+    logprobs_from_logits,
+    masked_mean,
+    masked_whiten,
+    policy_loss,
+    shaped_rewards,
+    value_loss,
+)
+from .models import apply_lora, count_parameters, enable_gradient_checkpointing, load_causal_lm, load_tokenizer
+from .monitor import MetricsLog, plot_curves, read_metrics, write_model_card
+from .reward_model import RewardModel, load_reward_model
+from .rollout import Rollout, ValueModel, generate, pad_left, response_logits
+
+# A score penalty: (prompts, responses) -> (B,) amounts subtracted from the scores (safety checks).
+ScorePenalty = Callable[[list[Messages], list[str]], torch.Tensor]
+
+
+class KLController:
+    """kl_coef, fixed or adaptive (Ziegler et al., 2019): nudged up when the measured KL is above
+    target and down when below, by at most 20% of the error per horizon."""
+
+    def __init__(self, cfg: PPOConfig):
+        self.value, self.adaptive = cfg.kl_coef, cfg.adaptive_kl
+        self.target, self.horizon = cfg.target_kl, cfg.kl_horizon
+
+    def update(self, kl: float, n_episodes: int) -> None:
+        if self.adaptive:
+            error = min(max(kl / self.target - 1.0, -0.2), 0.2)
+            self.value *= 1.0 + error * n_episodes / self.horizon
+
+
+class PPOModels:
+    """Policy, reference, critic and reward model, with as few copies of weights as the config
+    allows."""
+
+    def __init__(self, cfg: PPOConfig, tokenizer, device: torch.device):
+        model_cfg = ModelConfig(name=cfg.sft_model_path, dtype=cfg.dtype, gradient_checkpointing=cfg.gradient_checkpointing)
+        self.policy = load_causal_lm(model_cfg)
+        self.ref = None
+        if cfg.lora.enabled:
+            self.policy = apply_lora(self.policy, cfg.lora)
+        else:
+            self.ref = load_causal_lm(dataclasses.replace(model_cfg, gradient_checkpointing=False)).requires_grad_(False)
+
+        self.reward_model = load_reward_model(cfg.reward_model_path, cfg.dtype).requires_grad_(False)
+        _check_vocab(tokenizer, cfg.reward_model_path)
+        source = self.reward_model if isinstance(self.reward_model, RewardModel) else self.reward_model.members[0]
+        classifier = source.model  # HF sequence classifier with one output
+        head = getattr(classifier, "score", None)
+        if not isinstance(head, nn.Linear):
+            raise ConfigError(
+                f"ppo.reward_model_path: {type(classifier).__name__} has no linear `score` head to start the critic from"
+            )
+        # The reward model's own trunk can score while it serves the critic only if scoring is
+        # RewardModel.forward itself and the trunk keeps its weights (frozen, or adapters off).
+        self.shared = type(self.reward_model) is RewardModel and (cfg.critic_trunk == "frozen" or cfg.lora.enabled)
+        # A frozen trunk is never written to, so it need not be copied either.
+        frozen = cfg.critic_trunk == "frozen"
+        trunk = classifier.base_model if self.shared or frozen else copy.deepcopy(classifier.base_model)
+        self.mean, self.std = source.mean, source.std
+        if cfg.critic_trunk == "trained":
+            trunk.requires_grad_(True)
+            if cfg.gradient_checkpointing:
+                enable_gradient_checkpointing(trunk)
+            if cfg.lora.enabled:
+                trunk = apply_lora(trunk, cfg.lora, task_type="FEATURE_EXTRACTION")
+        self.critic = ValueModel(trunk, copy.deepcopy(head), self.mean, self.std)
+        if self.shared:
+            self.reward_model = None  # the critic's trunk scores
+        for m in (self.policy, self.ref, self.critic, self.reward_model):
+            if m is not None:
+                # No dropout anywhere: the ratio p / p_old must be exactly 1 before an update.
+                disable_dropout(m.to(device)).eval()
+
+    def reference(self):
+        """Context giving the reference policy: the policy with adapters off, or the frozen copy."""
+        if self.ref is None:
+            return self.policy.disable_adapter()
+        return contextlib.nullcontext(self.ref)
+
+    def reward_trunk(self):
+        """Context in which the critic's trunk is the reward model's."""
+        trunk = self.critic.trunk
+        return trunk.disable_adapter() if hasattr(trunk, "disable_adapter") else contextlib.nullcontext()
+
+    def trainable(self, model: nn.Module) -> list[nn.Parameter]:
+        return [p for p in model.parameters() if p.requires_grad]
+
+
+def disable_dropout(model: nn.Module) -> nn.Module:
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = 0.0
+        if isinstance(getattr(m, "attention_dropout", None), float):
+            m.attention_dropout = 0.0
+    return model
+
+
+def _check_vocab(tokenizer, reward_path: str) -> None:
+    """PPO hands the policy's token ids to the reward model, so they must mean the same tokens."""
+    from .reward_model import ENSEMBLE_FILE
+
+    path = Path(reward_path)
+    if (path / ENSEMBLE_FILE).exists():
+        path = path / json.loads((path / ENSEMBLE_FILE).read_text())["members"][0]
+    rm_vocab = load_tokenizer(str(path)).get_vocab()
+    mismatched = [t for t, i in tokenizer.get_vocab().items() if rm_vocab.get(t) != i]
+    if mismatched:
+        raise ConfigError(
+            f"ppo.reward_model_path: {reward_path} uses a different tokenizer from the policy "
+            f"({len(mismatched)} tokens differ, e.g. {mismatched[:3]}); train the reward model from the SFT model"
+        )
+
+
+# ---------------------------------------------------------------- phases 1-2: rollout and score
+
+
+@torch.no_grad()
+def rollout(
+    models: PPOModels,
+    cfg: PPOConfig,
+    tokenizer,
+    prompts: list[Messages],
+    prompt_ids: list[list[int]],
+    autocast,
+    penalties: Sequence[ScorePenalty] = (),
+    temperature: float | None = None,
+    use_reference: bool = False,
+) -> tuple[Rollout, list[str], dict[str, float]]:
+    """Answer `prompts` and score the answers: the Rollout, the response texts, and mean penalties."""
+    device = next(models.critic.parameters()).device
+    temperature = cfg.temperature if temperature is None else temperature
+    q_ids, q_mask = (t.to(device) for t in pad_left(prompt_ids, tokenizer.pad_token_id))
+    P = q_ids.shape[1]
+
+    # 1. rollout: sample with the policy (or the reference), keep the sampling logprobs.
+    with autocast(), (models.reference() if use_reference else contextlib.nullcontext(models.policy)) as actor:
+        r_ids, r_mask, logprobs = generate(
+            actor or models.policy, q_ids, q_mask, cfg.max_new_tokens, tokenizer.eos_token_id,
+            tokenizer.pad_token_id, temperature, cfg.top_k, cfg.top_p,
+        )  # fmt: skip
+    with autocast(), models.reference() as ref:
+        ref_logits = response_logits(ref or models.policy, q_ids, q_mask, r_ids, r_mask)  # (B, R, V)
+    ref_logprobs = logprobs_from_logits(ref_logits, r_ids, temperature or 1.0).masked_fill(~r_mask, 0.0)
+    del ref_logits
+
+    # 2. score, and the critic's values (B, R) of the state before each response token.
+    ids, mask = torch.cat([q_ids, r_ids], 1), torch.cat([q_mask, r_mask], 1)  # (B, P + R)
+    features = None
+    with autocast():
+        if models.shared:
+            with models.reward_trunk():
+                hidden = models.critic.hidden(ids, mask)  # (B, P + R, H)
+            rm_score = (models.critic.reward(hidden, mask) - models.mean) / models.std
+        else:
+            rm_score = models.reward_model.normalize(models.reward_model(ids, mask).float())
+        if cfg.critic_trunk == "frozen":
+            if not models.shared:
+                hidden = models.critic.hidden(ids, mask)
+            features = hidden[:, P - 1 : -1].float()  # (B, R, H)
+            values = models.critic.value_head(features).squeeze(-1).float()
+        else:
+            values = models.critic(ids, mask)[:, P - 1 : -1]
+    values = values.masked_fill(~r_mask, 0.0)
+
+    texts = tokenizer.batch_decode([r[m] for r, m in zip(r_ids, r_mask, strict=True)], skip_special_tokens=True)
+    score = rm_score.clone()
+    has_eos = (r_ids == tokenizer.eos_token_id).logical_and(r_mask).any(-1)  # (B,)
+    penalty_means = {"missing_eos": (~has_eos).float().mean().item()}
+    score -= cfg.missing_eos_penalty * (~has_eos).float()
+    score -= cfg.length_penalty * r_mask.sum(-1).float()
+    for fn in penalties:
+        amount = torch.as_tensor(fn(prompts, texts), dtype=torch.float32, device=device)
+        penalty_means[getattr(fn, "__name__", type(fn).__name__)] = amount.mean().item()
+        score -= amount
+    if cfg.reward_clip:
+        score = score.clamp(-cfg.reward_clip, cfg.reward_clip)
+    batch = Rollout(q_ids, q_mask, r_ids, r_mask, logprobs, ref_logprobs, values, features, rm_score, score)
+    return batch, texts, penalty_means
+
+
+# ---------------------------------------------------------------- phase 4: the update
+
+
+def ppo_update(
+    models: PPOModels, cfg: PPOConfig, batch: Rollout, optimizers, accelerator, sizes: dict[str, int]
+) -> dict[str, float]:
+    """K epochs x mini-batches of clipped policy and value steps; returns token-weighted means."""
+    # Train mode only matters for gradient checkpointing: dropout is off everywhere.
+    models.policy.train()
+    models.critic.train()
+    stats: dict[str, float] = {}
+    total_weight = 0.0
+    epochs_run = 0
+    for _ in range(cfg.ppo_epochs):
+        epochs_run += 1
+        stop = False
+        for mini_idx in torch.randperm(len(batch)).split(sizes["mini_batch_size"]):
+            mini_tokens = batch.response_mask[mini_idx].sum()
+            mini_kl = 0.0
+            for micro_idx in mini_idx.split(cfg.micro_batch_size):
+                mb = batch.select(micro_idx.to(batch.query_ids.device))
+                mask = mb.response_mask
+                weight = mask.sum() / mini_tokens  # token-level mean over the whole mini-batch
+                with accelerator.autocast():
+                    logits = response_logits(models.policy, mb.query_ids, mb.query_mask, mb.response_ids, mask)
+                    if cfg.critic_trunk == "frozen":
+                        values = models.critic.value_head(mb.features).squeeze(-1).float()
+                    else:
+                        ids, full_mask = torch.cat([mb.query_ids, mb.response_ids], 1), torch.cat([mb.query_mask, mask], 1)
+                        values = models.critic(ids, full_mask)[:, mb.query_ids.shape[1] - 1 : -1]
+                logprobs = logprobs_from_logits(logits, mb.response_ids, cfg.temperature)
+                entropy = masked_mean(entropy_from_logits(logits, cfg.temperature), mask)
+                pg_loss, clipfrac, approx_kl = policy_loss(logprobs, mb.logprobs, mb.advantages, mask, cfg.clip_range)
+                vf_loss, vf_clipfrac = value_loss(values, mb.values, mb.returns, mask, cfg.clip_range_value)
+                loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * vf_loss
+                accelerator.backward(loss * weight)
+                w = weight.item()
+                mini_kl += approx_kl.item() * w
+                for name, value in (("loss/policy", pg_loss), ("loss/value", vf_loss), ("loss/total", loss),
+                                    ("policy/clipfrac", clipfrac), ("policy/approx_kl", approx_kl),
+                                    ("value/clipfrac", vf_clipfrac), ("objective/entropy", entropy)):  # fmt: skip
+                    stats[name] = stats.get(name, 0.0) + value.item() * w
+                total_weight += w
+            for model, (optimizer, scheduler) in zip((models.policy, models.critic), optimizers, strict=True):
+                if cfg.max_grad_norm:
+                    norm = accelerator.clip_grad_norm_(models.trainable(model), cfg.max_grad_norm)
+                    key = "policy/grad_norm" if model is models.policy else "value/grad_norm"
+                    stats[key] = max(stats.get(key, 0.0), float(norm))
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            if cfg.early_stop_kl is not None and mini_kl > cfg.early_stop_kl:
+                stop = True
+                break
+        if stop:
+            break
+    models.policy.eval()
+    models.critic.eval()
+    out = {k: v / total_weight for k, v in stats.items() if not k.endswith("grad_norm")}
+    out.update({k: v for k, v in stats.items() if k.endswith("grad_norm")})
+    out["policy/epochs"] = epochs_run
+    return out
+
+
+# ---------------------------------------------------------------- evaluation on held-out prompts
+
+
+@torch.no_grad()
+def evaluate(models, cfg, tokenizer, prompts, prompt_ids, autocast, use_reference=False) -> dict:
+    """Mean score, KL per response and texts of the policy's answers to held-out prompts, sampled
+    at the rollout temperature with a fixed seed (the same draws for every call)."""
+    scores, kls, texts = [], [], []
+    with torch.random.fork_rng():
+        torch.manual_seed(cfg.seed + 1)
+        for i in range(0, len(prompts), cfg.batch_size):
+            batch, batch_texts, _ = rollout(
+                models, cfg, tokenizer, prompts[i : i + cfg.batch_size], prompt_ids[i : i + cfg.batch_size],
+                autocast, use_reference=use_reference,
+            )  # fmt: skip
+            scores.append(batch.rm_score.cpu())
+            kls.append(((batch.logprobs - batch.ref_logprobs) * batch.response_mask).sum(-1).cpu())
+            texts += batch_texts
+    scores, kls = torch.cat(scores), torch.cat(kls)
+    return {"score": scores.mean().item(), "kl": kls.mean().item(), "scores": scores, "texts": texts}
+
+
+def win_rate(scores: torch.Tensor, baseline: torch.Tensor) -> float:
+    """Share of prompts where `scores` beats `baseline`; ties count half."""
+    return ((scores > baseline).float() + 0.5 * (scores == baseline).float()).mean().item()
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _checkpoints(out: Path) -> list[Path]:
+    root = out / "checkpoints"
+    found = [p for p in root.glob("update-*") if p.is_dir()] if root.is_dir() else []
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def save_checkpoint(out: Path, update: int, models: PPOModels, optimizers, kl_ctl: KLController, keep: int = 2) -> None:
+    """Everything --resume needs, written to a temporary directory and renamed into place, so a
+    kill leaves either the whole checkpoint or none of it."""
+    from safetensors.torch import save_file
+
+    root = out / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    save_file(_trainable_state(models.policy), str(tmp / "policy.safetensors"))
+    save_file(_trainable_state(models.critic), str(tmp / "critic.safetensors"))
+    torch.save(
+        {
+            "optimizers": [o.state_dict() for o, _ in optimizers],
+            "schedulers": [s.state_dict() for _, s in optimizers],
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        },
+        tmp / "state.pt",
+    )
+    (tmp / "progress.json").write_text(json.dumps({"update": update, "kl_coef": kl_ctl.value}))
+    os.replace(tmp, root / f"update-{update}")
+    for old in _checkpoints(out)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(path: Path, models: PPOModels, optimizers, kl_ctl: KLController) -> int:
+    """Restore a checkpoint written by save_checkpoint; returns the number of finished updates."""
+    from safetensors.torch import load_file
+
+    for name, model in (("policy", models.policy), ("critic", models.critic)):
+        state = load_file(str(path / f"{name}.safetensors"))
+        unexpected = set(state) - set(_trainable_state(model))
+        if unexpected:
+            raise ValueError(f"{path}: {name} weights do not fit this config: {sorted(unexpected)[:3]}")
+        model.load_state_dict(state, strict=False)
+    state = torch.load(path / "state.pt", weights_only=True)
+    for (optimizer, scheduler), o_state, s_state in zip(optimizers, state["optimizers"], state["schedulers"], strict=True):
+        optimizer.load_state_dict(o_state)
+        scheduler.load_state_dict(s_state)
+    torch.set_rng_state(state["rng"])
+    if state["cuda_rng"]:
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    progress = json.loads((path / "progress.json").read_text())
+    kl_ctl.value = progress["kl_coef"]
+    return progress["update"]
+
+
+def _truncate_jsonl(path: Path, update: int) -> None:
+    """Drop rows logged after `update`, so a resumed run's files read as one uninterrupted run."""
+    if path.exists():
+        rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= update]
+        path.write_text("".join(r + "\n" for r in rows))
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def _prompt_batch(n_prompts: int, start: int, size: int, seed: int) -> list[int]:
+    """Prompt indices of episodes start .. start + size: a fresh seeded shuffle each pass over the
+    prompts, so the order depends only on the episode number (what --resume needs)."""
+    indices = []
+    for episode in range(start, start + size):
+        epoch, i = divmod(episode, n_prompts)
+        order = torch.randperm(n_prompts, generator=torch.Generator().manual_seed(seed + epoch))
+        indices.append(int(order[i]))
+    return indices
+
+
+def _encode_prompts(tokenizer, prompts: list[Messages], max_length: int, path: str) -> tuple[list, list]:
+    kept, ids = [], []
+    for p in prompts:
+        tokens = encode_prompt(tokenizer, p)
+        if len(tokens) <= max_length:
+            kept.append(p)
+            ids.append(tokens)
+    if len(kept) < len(prompts):
+        print(f"{path}: skipped {len(prompts) - len(kept)} prompts longer than max_prompt_length={max_length} tokens")
+    return kept, ids
+
+
+def train_ppo(config: Config, resume: bool = False, penalties: Sequence[ScorePenalty] = ()) -> Path:
+    """Optimise config.ppo.sft_model_path against config.ppo.reward_model_path with PPO.
+
+    `penalties`: callables (prompts, responses) -> (B,) subtracted from the scores, e.g. safety
+    checks. Writes OUTPUT/policy, OUTPUT/tokenizer, OUTPUT/value_model and the run files; returns
+    OUTPUT.
+    """
+    from accelerate import Accelerator
+
+    cfg, out = config.ppo, Path(config.ppo.output_dir)
+    if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise ConfigError("ppo.mixed_precision: fp16 needs a GPU; use bf16 or no on a CPU")
+    torch.manual_seed(cfg.seed)
+
+    # Read and check everything before touching the output directory.
+    tokenizer = load_tokenizer(cfg.sft_model_path, padding_side="left")
+    train_prompts, eval_prompts = split(load_prompts(cfg.prompts_path, cfg.max_prompts), cfg.eval_fraction, cfg.seed)
+    train_prompts, train_ids = _encode_prompts(tokenizer, train_prompts, cfg.max_prompt_length, cfg.prompts_path)
+    eval_prompts, eval_ids = _encode_prompts(tokenizer, eval_prompts, cfg.max_prompt_length, cfg.prompts_path)
+    if not train_prompts:
+        raise DataError(f"{cfg.prompts_path}: no training prompts left")
+    sizes = ppo_sizes(cfg)
+    print("derived sizes: " + ", ".join(f"{k}={v}" for k, v in sizes.items())
+          + f", train_prompts={len(train_prompts)}, eval_prompts={len(eval_prompts)}")  # fmt: skip
+    checkpoints = _checkpoints(out)
+    if resume and not checkpoints:
+        raise FileNotFoundError(f"--resume: no checkpoint in {out / 'checkpoints'}; run without --resume")
+
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+    models = PPOModels(cfg, tokenizer, accelerator.device)
+    print(f"policy: {count_parameters(models.policy, True):,} trainable of {count_parameters(models.policy):,}; "
+          f"critic: {count_parameters(models.critic, True):,} trainable; reward model shares the critic's trunk: "
+          f"{models.shared}")  # fmt: skip
+
+    def optimizer_for(model, lr):
+        optimizer = accelerator.prepare(torch.optim.AdamW(models.trainable(model), lr=lr))
+        total = sizes["optimizer_steps"]
+        decay = (lambda step: max(0.0, 1.0 - step / total)) if cfg.lr_scheduler == "linear" else (lambda step: 1.0)
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
+
+    optimizers = [optimizer_for(models.policy, cfg.learning_rate), optimizer_for(models.critic, cfg.value_learning_rate)]
+    kl_ctl = KLController(cfg)
+    start = 0
+    out.mkdir(parents=True, exist_ok=True)
+    if resume:
+        start = load_checkpoint(checkpoints[-1], models, optimizers, kl_ctl)
+        print(f"resuming from {checkpoints[-1]} (update {start} of {sizes['updates']})")
+        for name in ("metrics.jsonl", "samples.jsonl"):
+            _truncate_jsonl(out / name, start)
+    else:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        for name in ("metrics.jsonl", "samples.jsonl", "eval.json"):
+            (out / name).unlink(missing_ok=True)
+    save_config(config, out / "config.yaml")
+    metrics, sink = MetricsLog(out), _external_sink(config, out)
+
+    # The SFT policy's answers to the held-out prompts: the baseline for score and win rate.
+    baseline = evaluate(models, cfg, tokenizer, eval_prompts, eval_ids, accelerator.autocast, use_reference=True) if eval_prompts else None
+    if baseline and start == 0:
+        metrics.log(0, {"eval/score": baseline["score"], "eval/kl": 0.0, "eval/win_rate": 0.5})
+        print(f"held-out: SFT policy score {baseline['score']:+.3f} on {len(eval_prompts)} prompts")
+    report = None
+    for update in range(start, sizes["updates"]):
+        t0 = time.time()
+        index = _prompt_batch(len(train_prompts), update * cfg.batch_size, cfg.batch_size, cfg.seed)
+        prompts = [train_prompts[i] for i in index]
+
+        # 1-2. rollout and score
+        batch, texts, penalty_means = rollout(
+            models, cfg, tokenizer, prompts, [train_ids[i] for i in index], accelerator.autocast, penalties
+        )
+        t_rollout = time.time() - t0
+        mask = batch.response_mask
+
+        # 3. KL-shaped rewards, advantages, returns
+        kl = kl_penalty(batch.logprobs, batch.ref_logprobs, cfg.kl_estimator) * mask  # (B, R)
+        rewards = shaped_rewards(batch.score, kl, kl_ctl.value, mask)  # (B, R)
+        advantages, returns = gae(rewards, batch.values, mask, cfg.gamma, cfg.lam)
+        batch.returns = returns
+        batch.advantages = masked_whiten(advantages, mask) if cfg.whiten_advantages else advantages
+
+        # 4. K epochs of clipped policy and value updates
+        train_stats = ppo_update(models, cfg, batch, optimizers, accelerator, sizes)
+
+        # 5. KL controller, metrics, samples, evaluation, checkpoint
+        seq_kl = ((batch.logprobs - batch.ref_logprobs) * mask).sum(-1)  # (B,) k1 estimate per response
+        kl_ctl.update(seq_kl.mean().item(), cfg.batch_size)
+        row = {
+            "objective/score": batch.score.mean().item(),
+            "objective/rm_score": batch.rm_score.mean().item(),
+            "objective/kl": seq_kl.mean().item(),
+            "objective/reward": rewards.sum(-1).mean().item(),
+            **train_stats,
+            "value/explained_var": explained_variance(batch.values, returns, mask),
+            "ppo/kl_coef": kl_ctl.value,
+            "ppo/lr": optimizers[0][1].get_last_lr()[0],
+            "response/length": mask.sum(-1).float().mean().item(),
+            "response/eos_rate": 1.0 - penalty_means.pop("missing_eos"),
+            **{f"safety/{name}": value for name, value in penalty_means.items()},
+            "episodes": (update + 1) * cfg.batch_size,
+            "time/rollout": t_rollout,
+            "time/update": time.time() - t0,
+        }
+        done = update + 1 == sizes["updates"]
+        over_budget = cfg.kl_budget is not None and row["objective/kl"] > cfg.kl_budget
+        if baseline and ((cfg.eval_every and (update + 1) % cfg.eval_every == 0) or done or over_budget):
+            report = evaluate(models, cfg, tokenizer, eval_prompts, eval_ids, accelerator.autocast)
+            row.update({"eval/score": report["score"], "eval/kl": report["kl"],
+                        "eval/win_rate": win_rate(report["scores"], baseline["scores"])})  # fmt: skip
+        metrics.log(update + 1, row)
+        sink(update + 1, row)
+        if cfg.sample_every and (update + 1) % cfg.sample_every == 0:
+            _write_samples(out, update + 1, prompts, texts, batch.score, seq_kl, cfg.samples_per_log)
+        print(f"update {update + 1}/{sizes['updates']}: score {row['objective/score']:+.3f} "
+              f"kl {row['objective/kl']:.2f} clipfrac {row['policy/clipfrac']:.3f} "
+              f"len {row['response/length']:.0f} ({row['time/update']:.1f} s)"
+              + (f" | held-out score {row['eval/score']:+.3f} win rate {row['eval/win_rate']:.2f}" if "eval/score" in row else ""))  # fmt: skip
+        if (cfg.save_every and (update + 1) % cfg.save_every == 0) or done or over_budget:
+            save_checkpoint(out, update + 1, models, optimizers, kl_ctl)
+        if over_budget:
+            print(f"stopping: mean KL {row['objective/kl']:.2f} nats is over ppo.kl_budget={cfg.kl_budget}")
+            break
+
+    _save_outputs(models, tokenizer, cfg, out)
+    summary = _summary(baseline, report, read_metrics(out))
+    (out / "eval.json").write_text(json.dumps(summary, indent=1) + "\n")
+    if config.logging.plots:
+        plot_curves(out, {
+            "score": ["objective/score", "objective/rm_score", "eval/score"],
+            "KL per response (nats)": ["objective/kl", "eval/kl"],
+            "losses": ["loss/policy", "loss/value"],
+            "policy": ["policy/approx_kl", "policy/clipfrac"],
+            "critic": ["value/explained_var"],
+            "entropy": ["objective/entropy"],
+        }, "ppo.png")  # fmt: skip
+    _model_card(cfg, out, sizes, summary)
+    return out
+
+
+def _external_sink(config: Config, out: Path) -> Callable[[int, dict], None]:
+    """W&B and TensorBoard, when asked for: both get every metrics row."""
+    sinks = []
+    if config.logging.use_wandb:
+        import wandb
+
+        run = wandb.init(project=os.environ.get("WANDB_PROJECT", "rlhf"), name=out.name,
+                         config=dataclasses.asdict(config))  # fmt: skip
+        sinks.append(lambda step, row: run.log(row, step=step))
+    if config.logging.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(os.environ.get("TENSORBOARD_LOGGING_DIR", str(out / "runs")))
+        sinks.append(lambda step, row: [writer.add_scalar(k, v, step) for k, v in row.items()] and writer.flush())
+    return lambda step, row: [s(step, row) for s in sinks]
+
+
+def _write_samples(out: Path, update: int, prompts, texts, scores, kls, n: int) -> None:
+    with (out / "samples.jsonl").open("a") as f:
+        for prompt, text, score, kl in list(zip(prompts, texts, scores.tolist(), kls.tolist(), strict=True))[:n]:
+            row = {"step": update, "prompt": prompt[-1]["content"], "response": text, "score": score, "kl": kl}
+            f.write(json.dumps(row) + "\n")
+
+
+def _save_outputs(models: PPOModels, tokenizer, cfg: PPOConfig, out: Path) -> None:
+    """OUTPUT/policy (LoRA merged), OUTPUT/tokenizer, and OUTPUT/value_model: a token classifier
+    with one output whose logits are the critic's per-token values. Each written to a temporary
+    directory and renamed, so an old complete output is never left half-overwritten."""
+    from peft import PeftModel
+    from transformers import AutoModelForTokenClassification
+
+    def write(name: str, save: Callable[[Path], None]) -> None:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out))
+        save(tmp)
+        if (out / name).exists():
+            shutil.rmtree(out / name)
+        os.replace(tmp, out / name)
+
+    policy = models.policy.merge_and_unload() if isinstance(models.policy, PeftModel) else models.policy
+    write("policy", lambda d: policy.save_pretrained(d, safe_serialization=True))
+    write("tokenizer", tokenizer.save_pretrained)
+
+    trunk = models.critic.trunk
+    trunk = trunk.merge_and_unload() if isinstance(trunk, PeftModel) else trunk
+    config = copy.deepcopy(trunk.config)
+    config.num_labels = 1
+    value_model = AutoModelForTokenClassification.from_config(config)
+    value_model.base_model.load_state_dict(trunk.state_dict())
+    head = getattr(value_model, "score", None) or value_model.classifier
+    head.load_state_dict(models.critic.value_head.state_dict())
+    write("value_model", lambda d: value_model.save_pretrained(d, safe_serialization=True))
+
+
+def _summary(baseline: dict | None, report: dict | None, rows: list[dict]) -> dict:
+    """eval.json: held-out score before (SFT) and after (PPO), KL and win rate; last train stats."""
+    summary: dict = {"updates": rows[-1]["step"] if rows else 0}
+    if baseline and report:
+        summary["held_out"] = {
+            "prompts": len(baseline["texts"]),
+            "sft_score": baseline["score"],
+            "ppo_score": report["score"],
+            "kl": report["kl"],
+            "win_rate": win_rate(report["scores"], baseline["scores"]),
+            "examples": [
+                {"sft": s, "ppo": p} for s, p in list(zip(baseline["texts"], report["texts"], strict=True))[:3]
+            ],
+        }
+    train = [r for r in rows if "objective/score" in r]
+    if train:
+        summary["train"] = {k: train[-1][k] for k in ("objective/score", "objective/kl", "ppo/kl_coef")}
+    return summary
+
+
+def _model_card(cfg: PPOConfig, out: Path, sizes: dict, summary: dict) -> None:
+    held = summary.get("held_out")
+    result = (
+        f"On {held['prompts']} held-out prompts (sampled at temperature {cfg.temperature}, reward-model score "
+        f"normalised to the reward model's training data): SFT policy {held['sft_score']:+.3f}, this policy "
+        f"{held['ppo_score']:+.3f}; KL from the SFT policy {held['kl']:.2f} nats per response; it wins "
+        f"{held['win_rate']:.0%} of the prompts against the SFT policy, judged by the reward model."
+        if held else "No held-out prompts were evaluated."
+    )
+    write_model_card(out / "policy", "RLHF policy (PPO)", {
+        "What it is": f"{cfg.sft_model_path} optimised with PPO against the reward model {cfg.reward_model_path} "
+                      f"on the prompts in {cfg.prompts_path}.",
+        "Training": f"{summary['updates']} PPO updates of {cfg.batch_size} episodes (sizes: {sizes}); "
+                    f"kl_coef {cfg.kl_coef} ({'adaptive' if cfg.adaptive_kl else 'fixed'}, {cfg.kl_estimator}), "
+                    f"clip_range {cfg.clip_range}, gamma {cfg.gamma}, lam {cfg.lam}, "
+                    f"LoRA {'r=' + str(cfg.lora.r) + ' (merged)' if cfg.lora.enabled else 'off'}. "
+                    "Full config: ../config.yaml; curves: ../plots/ppo.png; samples: ../samples.jsonl.",
+        "Held-out result": result,
+        "Use": "```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n"
+               f"model = AutoModelForCausalLM.from_pretrained('{out / 'policy'}')\n"
+               f"tokenizer = AutoTokenizer.from_pretrained('{out / 'tokenizer'}')\n```",
+    })  # fmt: skip

@@ -1,0 +1,194 @@
+"""Rollouts for PPO: batched KV-cached generation, and the forward passes that score it.
+
+Sequences are a left-padded prompt block (B, P) followed by a response block (B, R) that is
+padded after each response's EOS. Position ids always come from the attention mask, so padding
+never shifts them, and masks come from lengths, never from comparing ids with the pad id (SmolLM2
+pads with its EOS token).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .functional import logprobs_from_logits
+
+
+def positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids (B, T) that count attended tokens, so left padding does not shift them."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def pad_left(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded ids (B, P) and a boolean mask (B, P), True on real tokens."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.bool)
+    for i, s in enumerate(sequences):
+        ids[i, width - len(s) :] = torch.tensor(s, dtype=torch.long)
+        mask[i, width - len(s) :] = True
+    return ids, mask
+
+
+def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Logits (B, V) with everything outside the top_k tokens, and outside the smallest set whose
+    probability reaches top_p, set to -inf. top_k=0 and top_p=1 keep every token."""
+    if top_k and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        # Drop a token when the ones ranked above it already reach top_p; the first always stays.
+        drop_sorted = (cum - sorted_logits.softmax(-1)) >= top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+@torch.no_grad()
+def generate(
+    model: nn.Module,
+    query_ids: torch.Tensor,
+    query_mask: torch.Tensor,
+    max_new_tokens: int,
+    eos_id: int,
+    pad_id: int,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sample responses to left-padded prompts with a KV cache; temperature 0 is greedy.
+
+    Returns response ids (B, R) (pad after EOS), response mask (B, R) (True up to and including
+    EOS), and each sampled token's log-probability under softmax(logits / temperature) (B, R):
+    the rollout's "old" logprobs, read off the sampling pass instead of a second forward pass.
+    """
+    B = query_ids.shape[0]
+    mask = query_mask.long()
+    out = model(input_ids=query_ids, attention_mask=mask, position_ids=positions(mask), use_cache=True)
+    next_pos = mask.sum(-1, keepdim=True)  # (B, 1) position of the first response token
+    done = torch.zeros(B, dtype=torch.bool, device=query_ids.device)
+    tokens, logprobs, alive = [], [], []
+    for _ in range(max_new_tokens):
+        logits = out.logits[:, -1].float()  # (B, V)
+        if temperature > 0:
+            probs = filter_logits(logits / temperature, top_k, top_p).softmax(-1)
+            token = torch.multinomial(probs, 1).squeeze(-1)  # (B,)
+        else:
+            token = logits.argmax(-1)
+        token = token.masked_fill(done, pad_id)
+        tokens.append(token)
+        logprobs.append(logprobs_from_logits(logits[:, None], token[:, None], temperature or 1.0)[:, 0])
+        alive.append(~done)
+        done = done | (token == eos_id)
+        if done.all():
+            break
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        out = model(
+            input_ids=token[:, None],
+            attention_mask=mask,
+            position_ids=next_pos,
+            past_key_values=out.past_key_values,
+            use_cache=True,
+        )
+        next_pos = next_pos + 1
+    response = torch.stack(tokens, 1)  # (B, R)
+    response_mask = torch.stack(alive, 1)  # (B, R)
+    return response, response_mask, torch.stack(logprobs, 1).masked_fill(~response_mask, 0.0)
+
+
+def response_logits(
+    model: nn.Module,
+    query_ids: torch.Tensor,
+    query_mask: torch.Tensor,
+    response_ids: torch.Tensor,
+    response_mask: torch.Tensor,
+) -> torch.Tensor:
+    """Logits (B, R, V) that predict each response token, in one forward pass over prompt +
+    response. Only the last R + 1 positions go through the LM head."""
+    ids = torch.cat([query_ids, response_ids], 1)  # (B, P + R)
+    mask = torch.cat([query_mask, response_mask], 1).long()
+    R = response_ids.shape[1]
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), logits_to_keep=R + 1).logits
+    return logits[:, :-1]  # (B, R, V): position P - 1 + t predicts response token t
+
+
+def last_index(mask: torch.Tensor) -> torch.Tensor:
+    """Index (B,) of each row's last True position."""
+    return mask.long().cumsum(-1).argmax(-1)
+
+
+class ValueModel(nn.Module):
+    """The critic: a transformer trunk with a linear value head read at every position.
+
+    It starts from the reward model: the trunk is the reward model's (frozen, with LoRA adapters,
+    or fully trained), and the head is the reward head rescaled to normalised rewards, so the first
+    values are the reward model's normalised score of each prefix. The reward head itself is kept
+    frozen beside it: with a frozen trunk, or with adapters switched off, the same trunk scores
+    the responses, so the reward model costs no extra copy in memory.
+    """
+
+    def __init__(self, trunk: nn.Module, reward_head: nn.Linear, mean: float, std: float):
+        super().__init__()
+        self.trunk = trunk  # e.g. LlamaModel, possibly wrapped by peft
+        self.reward_head = reward_head.requires_grad_(False)  # raw reward, as trained
+        self.value_head = nn.Linear(reward_head.in_features, 1, dtype=reward_head.weight.dtype)
+        with torch.no_grad():
+            self.value_head.weight.copy_(reward_head.weight / std)
+            self.value_head.bias.fill_(-mean / std)
+
+    def hidden(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Last hidden states (B, T, H)."""
+        mask = mask.long()
+        return self.trunk(input_ids=ids, attention_mask=mask, position_ids=positions(mask)).last_hidden_state
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Values (B, T) at every position."""
+        return self.value_head(self.hidden(ids, mask)).squeeze(-1).float()
+
+    def reward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Raw rewards (B,) read at each row's last attended token of the reward model's hidden
+        states, as RewardModel.forward reads them."""
+        last = hidden[torch.arange(hidden.shape[0]), last_index(mask)]  # (B, H)
+        return self.reward_head(last).squeeze(-1).float()
+
+
+@dataclass
+class Rollout:
+    """One batch of episodes. B episodes, P prompt positions, R response positions."""
+
+    query_ids: torch.Tensor  # (B, P) left-padded prompts
+    query_mask: torch.Tensor  # (B, P) bool
+    response_ids: torch.Tensor  # (B, R) pad after EOS
+    response_mask: torch.Tensor  # (B, R) bool, True up to and including EOS
+    logprobs: torch.Tensor  # (B, R) under the policy that sampled them
+    ref_logprobs: torch.Tensor  # (B, R) under the reference (SFT) policy
+    values: torch.Tensor  # (B, R) critic's value of the state before each response token
+    features: torch.Tensor | None  # (B, R, H) frozen-trunk hidden states, when only the head trains
+    rm_score: torch.Tensor  # (B,) normalised reward-model score
+    score: torch.Tensor  # (B,) the score PPO maximises: rm_score with penalties, clipped
+    advantages: torch.Tensor | None = None  # (B, R) filled in after scoring
+    returns: torch.Tensor | None = None  # (B, R) targets of the critic
+
+    def __len__(self) -> int:
+        return self.query_ids.shape[0]
+
+    def select(self, index: torch.Tensor) -> Rollout:
+        """The episodes at `index`, without the prompt padding and response positions that none
+        of them uses (a smaller forward pass)."""
+        start = int(self.query_mask[index].any(0).long().argmax())  # first prompt column in use
+        width = int(self.response_mask[index].sum(-1).max())
+        fields = {}
+        for name, value in vars(self).items():
+            if value is not None:
+                value = value[index]
+                if name.startswith("query"):
+                    value = value[:, start:]
+                elif value.dim() > 1:
+                    value = value[:, :width]
+            fields[name] = value
+        return Rollout(**fields)
+
