@@ -216,7 +216,7 @@ class PPOConfig:
         "scores and the values; trained: the critic's trunk trains too (its LoRA adapters, or all weights).",
     )
     max_new_tokens: int = opt(64, "Longest response, in tokens.")
-    temperature: float = opt(1.0, "Sampling temperature of rollouts; logprobs are taken at the same temperature.")
+    temperature: float = opt(0.7, "Sampling temperature of rollouts; logprobs (policy and reference) are taken at the same temperature.")
     top_k: int = opt(0, "Sample from the k most likely tokens only; 0 = all.")
     top_p: float = opt(1.0, "Nucleus sampling: the smallest token set with this much probability; 1 = all.")
     batch_size: int = opt(16, "Episodes per PPO update (one rollout).")
