@@ -18,7 +18,7 @@ from rlhf.data import encode_prompt
 from rlhf.functional import logprobs_from_logits
 from rlhf.models import load_tokenizer
 from rlhf.monitor import read_metrics
-from rlhf.ppo import PPOModels, ppo_update, rollout, train_ppo
+from rlhf.ppo import KLController, MixedPrecision, PPOModels, ppo_update, rollout, train_ppo, win_rate
 from rlhf.reward_model import RewardModel
 from rlhf.rollout import ValueModel, filter_logits, generate, pad_left, response_logits
 
@@ -119,7 +119,8 @@ def test_value_model_scores_like_the_reward_model(reward_dir, tokenizer):
 
 
 def test_rollout_reference_and_scores_come_from_the_right_models(reward_dir, tiny_path, tmp_path):
-    cfg = _config(reward_dir, tmp_path / "out", "ppo.max_new_tokens=8").ppo
+    cfg = _config(reward_dir, tmp_path / "out", "ppo.max_new_tokens=8", "ppo.missing_eos_penalty=1.0",
+                  "ppo.length_penalty=0.01").ppo  # fmt: skip
     tokenizer = load_tokenizer("tiny-random", padding_side="left")
     models = PPOModels(cfg, tokenizer, torch.device("cpu"))
     assert models.shared and models.reward_model is None  # two base models: policy + critic trunk
@@ -137,9 +138,10 @@ def test_rollout_reference_and_scores_come_from_the_right_models(reward_dir, tin
     full_mask = torch.cat([batch.query_mask, batch.response_mask], 1)
     with torch.no_grad():
         ref = logprobs_from_logits(response_logits(sft, batch.query_ids, batch.query_mask, batch.response_ids,
-                                                   batch.response_mask), batch.response_ids)  # fmt: skip
+                                                   batch.response_mask), batch.response_ids, cfg.temperature)  # fmt: skip
         policy = logprobs_from_logits(response_logits(models.policy, batch.query_ids, batch.query_mask,
-                                                      batch.response_ids, batch.response_mask), batch.response_ids)  # fmt: skip
+                                                      batch.response_ids, batch.response_mask), batch.response_ids,
+                                      cfg.temperature)  # fmt: skip
         rm = RewardModel.from_pretrained(str(reward_dir)).eval()
         expected_score = rm.normalize(rm(full_ids, full_mask))
     m = batch.response_mask
@@ -147,13 +149,14 @@ def test_rollout_reference_and_scores_come_from_the_right_models(reward_dir, tin
     torch.testing.assert_close(batch.logprobs[m], policy[m], atol=1e-4, rtol=0)
     assert (batch.logprobs[m] - batch.ref_logprobs[m]).abs().max() > 0.01  # the policy is not the reference
     torch.testing.assert_close(batch.rm_score, expected_score, atol=1e-5, rtol=1e-5)
-    # No EOS within 8 tokens of a random model: each score pays missing_eos_penalty.
-    torch.testing.assert_close(batch.score, (expected_score - cfg.missing_eos_penalty).clamp(-5, 5), atol=1e-5, rtol=1e-5)
+    # No EOS within 8 tokens of a random model: each score pays missing_eos_penalty and 8 x 0.01.
+    assert batch.response_mask.all()
+    torch.testing.assert_close(batch.score, (expected_score - 1.0 - 0.08).clamp(-5, 5), atol=1e-5, rtol=1e-5)
     assert len(texts) == 3 and batch.values.shape == batch.response_ids.shape
 
 
 def _update_after(reward_dir, tmp_path, micro_batch_size):
-    cfg = _config(reward_dir, tmp_path, "ppo.batch_size=4", f"ppo.micro_batch_size={micro_batch_size}",
+    cfg = _config(reward_dir, tmp_path, "ppo.batch_size=4", "ppo.num_mini_batches=1", f"ppo.micro_batch_size={micro_batch_size}",
                   "ppo.ppo_epochs=1", "ppo.critic_trunk=trained").ppo  # fmt: skip
     tokenizer = load_tokenizer("tiny-random", padding_side="left")
     torch.manual_seed(0)
@@ -167,10 +170,8 @@ def _update_after(reward_dir, tmp_path, micro_batch_size):
     for model in (models.policy, models.critic):
         opt = torch.optim.SGD(models.trainable(model), lr=1.0)
         optimizers.append((opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)))
-    from accelerate import Accelerator
-
     torch.manual_seed(2)
-    stats = ppo_update(models, cfg, batch, optimizers, Accelerator(), ppo_sizes(cfg))
+    stats = ppo_update(models, cfg, batch, optimizers, MixedPrecision("no", torch.device("cpu")), ppo_sizes(cfg))
     weights = {n: p.detach().clone() for m in (models.policy, models.critic) for n, p in m.named_parameters() if p.requires_grad}
     return weights, stats
 
@@ -225,11 +226,13 @@ def _ensemble(reward_dir, path):
     return path
 
 
-@pytest.mark.parametrize("variant", ["full-weights", "lora-critic", "ensemble"])
+@pytest.mark.parametrize("variant", ["full-weights", "lora-critic", "ensemble", "bf16"])
 def test_ppo_variants_train_what_they_should(reward_dir, tmp_path, variant):
     extra = {
         "full-weights": ["ppo.lora.enabled=false", "ppo.critic_trunk=trained", "ppo.learning_rate=1e-3"],
-        "lora-critic": ["ppo.critic_trunk=trained", "ppo.gradient_checkpointing=true"],
+        "lora-critic": ["ppo.critic_trunk=trained", "ppo.gradient_checkpointing=true", "ppo.ppo_epochs=3",
+                        "ppo.early_stop_kl=1e-12"],
+        "bf16": ["ppo.mixed_precision=bf16"],
         "ensemble": [f"ppo.reward_model_path={_ensemble(reward_dir, tmp_path / 'ens')}"],
     }[variant]
     out = tmp_path / "out"
@@ -239,16 +242,18 @@ def test_ppo_variants_train_what_they_should(reward_dir, tmp_path, variant):
         penalised.append(len(responses))
         return torch.ones(len(responses))
 
-    train_ppo(_config(reward_dir, out, "ppo.num_episodes=4", *extra), penalties=[shouting])
+    train_ppo(_config(reward_dir, out, "ppo.num_episodes=4", "ppo.missing_eos_penalty=1.0", *extra), penalties=[shouting])
     rm = RewardModel.from_pretrained(str(reward_dir))
     value_model = AutoModelForTokenClassification.from_pretrained(out / "value_model")
     trunk_changed = not torch.equal(value_model.base_model.layers[0].self_attn.q_proj.weight,
                                     rm.model.base_model.layers[0].self_attn.q_proj.weight)  # fmt: skip
-    assert trunk_changed == (variant != "ensemble")  # frozen trunk unless it trains
+    assert trunk_changed == (variant in ("full-weights", "lora-critic"))  # frozen trunk unless it trains
     row = read_metrics(out)[-1]
     assert penalised == [4] and row["safety/shouting"] == 1.0  # the hook ran on each rollout
     expected = row["objective/rm_score"] - 1.0 - (1 - row["response/eos_rate"])  # no clipping at these scores
     assert abs(row["objective/score"] - expected) < 1e-4
+    # early_stop_kl: the second mini-batch already sees a moved policy, so one epoch of three runs.
+    assert row["policy/epochs"] == (1 if variant == "lora-critic" else 2)
 
 
 def _run(args, **kwargs):
@@ -288,6 +293,19 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(reward_dir, tmp_path)
         [json.loads(x)["step"] for x in (full / "samples.jsonl").read_text().splitlines()]  # fmt: skip
 
 
+def test_kl_controller_and_win_rate():
+    cfg = load_config(None, ["ppo.adaptive_kl=true", "ppo.kl_coef=0.1", "ppo.target_kl=6", "ppo.kl_horizon=100"]).ppo
+    ctl = KLController(cfg)
+    ctl.update(kl=12.0, n_episodes=10)  # error clipped to +0.2: x (1 + 0.2 * 10 / 100)
+    assert ctl.value == pytest.approx(0.1 * 1.02)
+    ctl.update(kl=5.4, n_episodes=10)  # error -0.1
+    assert ctl.value == pytest.approx(0.1 * 1.02 * 0.99)
+    fixed = KLController(load_config(None, ["ppo.kl_coef=0.1"]).ppo)
+    fixed.update(kl=100.0, n_episodes=10)
+    assert fixed.value == 0.1
+    assert win_rate(torch.tensor([1.0, 2.0, 0.0, 1.0]), torch.tensor([0.0, 3.0, 0.0, 2.0])) == 0.375
+
+
 def test_config_checks_and_sizes(reward_dir, tmp_path):
     cfg = load_config(None, ["ppo.num_episodes=1000", "ppo.batch_size=16", "ppo.num_mini_batches=2",
                              "ppo.micro_batch_size=4"]).ppo  # fmt: skip
@@ -308,8 +326,8 @@ def test_config_checks_and_sizes(reward_dir, tmp_path):
 
 
 def _other_vocab(tmp_path):
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
     from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     tok = Tokenizer(models.WordLevel({"<unk>": 0, "<eos>": 1, "hello": 2}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()

@@ -7,7 +7,16 @@ import json
 import logging
 import sys
 
-from .config import Config, ConfigError, LoggingConfig, PPOConfig, RewardConfig, SFTConfig, describe, load_config
+from .config import (
+    Config,
+    ConfigError,
+    LoggingConfig,
+    PPOConfig,
+    RewardConfig,
+    SFTConfig,
+    describe,
+    load_config,
+)
 from .data import DataError
 
 # SEED.md flag -> (config key it sets, type).

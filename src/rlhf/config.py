@@ -220,10 +220,10 @@ class PPOConfig:
     top_k: int = opt(0, "Sample from the k most likely tokens only; 0 = all.")
     top_p: float = opt(1.0, "Nucleus sampling: the smallest token set with this much probability; 1 = all.")
     batch_size: int = opt(16, "Episodes per PPO update (one rollout).")
-    num_mini_batches: int = opt(1, "Mini-batches per pass over the rollout; one optimizer step each.")
+    num_mini_batches: int = opt(2, "Mini-batches per pass over the rollout; one optimizer step each.")
     micro_batch_size: int = opt(8, "Episodes per forward/backward pass; gradients accumulate up to a mini-batch.")
     ppo_epochs: int = opt(4, "Passes over each rollout (K).")
-    learning_rate: float = opt(1e-4, "Policy learning rate (AdamW); 1e-4 suits LoRA, use about 1e-5 for full weights.")
+    learning_rate: float = opt(2e-4, "Policy learning rate (AdamW); for LoRA. Use about 1e-5 for full weights.")
     value_learning_rate: float = opt(1e-3, "Critic learning rate (AdamW).")
     lr_scheduler: Literal["linear", "constant"] = opt("linear", "Learning rate over the updates: linear decay to 0, or constant.")
     max_grad_norm: float = opt(1.0, "Clip each model's global gradient norm to this value; 0 = off.")
@@ -243,7 +243,9 @@ class PPOConfig:
     ent_coef: float = opt(0.0, "Entropy bonus weight.")
     whiten_advantages: bool = opt(True, "Normalise advantages to mean 0, std 1 over each rollout.")
     reward_clip: float = opt(5.0, "Clip scores to [-reward_clip, reward_clip] (normalised units); 0 = off.")
-    missing_eos_penalty: float = opt(1.0, "Subtracted from the score of a response cut off at max_new_tokens.")
+    missing_eos_penalty: float = opt(
+        0.0, "Subtracted from the score of a response cut off at max_new_tokens (try 1.0 when most responses end in time)."
+    )
     length_penalty: float = opt(0.0, "Subtracted from the score per response token.")
     early_stop_kl: float | None = opt(
         None, "Skip the rest of an update's epochs once policy/approx_kl of a mini-batch exceeds this; null = never."

@@ -17,6 +17,7 @@ DEMO_PROMPTS = 3
 def run_demo(cfg: Config) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from .ppo import train_ppo
     from .reward_model import RewardModel, score_texts, train_reward_model
     from .sft import train_sft
 
@@ -37,21 +38,34 @@ def run_demo(cfg: Config) -> None:
         if "eval/accuracy" in r:
             print(f"  step {r['step']:>4}: accuracy {r['eval/accuracy']:.3f}  margin {r['eval/margin']:.3f}")
 
-    # Load the SFT result the way a user would: plain transformers, no rlhf import needed.
-    model = AutoModelForCausalLM.from_pretrained(sft_dir)
-    tokenizer = AutoTokenizer.from_pretrained(sft_dir, padding_side="left")
+    stage_start = time.time()
+    print(f"\n== Stage 3/3: PPO of {cfg.ppo.sft_model_path} against {cfg.ppo.reward_model_path}")
+    ppo_dir = train_ppo(cfg)
+    held = json.loads((ppo_dir / "eval.json").read_text()).get("held_out", {})
+    print(f"\nPPO finished in {time.time() - stage_start:.0f} s.")
+
+    # Load the results the way a user would: plain transformers, no rlhf import needed.
     prompts = load_prompts(cfg.ppo.prompts_path)[:DEMO_PROMPTS]
-    texts = [render_prompt(tokenizer, p) for p in prompts]
-    batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    with torch.no_grad():
-        generated = model.generate(**batch, max_new_tokens=60, do_sample=False)
-    answers = tokenizer.batch_decode(generated[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
-    answers = [a.strip() for a in answers]
-    rewards = score_texts(RewardModel.from_pretrained(str(rm_dir)), AutoTokenizer.from_pretrained(rm_dir),
-                          prompts, answers)  # fmt: skip
-    print("\nThe SFT model answers a few prompts from", cfg.ppo.prompts_path, "(normalised reward in brackets)")
-    for p, answer, reward in zip(prompts, answers, rewards.tolist(), strict=True):
-        print(f"\n> {p[-1]['content']}\n[{reward:+.2f}] {answer}")
+    reward_model = RewardModel.from_pretrained(str(rm_dir))
+    rm_tokenizer = AutoTokenizer.from_pretrained(rm_dir)
+    answers = {}
+    for name, model_dir, tokenizer_dir in (("SFT", sft_dir, sft_dir), ("PPO", ppo_dir / "policy", ppo_dir / "tokenizer")):
+        model = AutoModelForCausalLM.from_pretrained(model_dir)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, padding_side="left")
+        texts = [render_prompt(tokenizer, p) for p in prompts]
+        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.no_grad():
+            generated = model.generate(**batch, max_new_tokens=60, do_sample=False)
+        decoded = tokenizer.batch_decode(generated[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+        decoded = [a.strip() for a in decoded]
+        answers[name] = list(zip(decoded, score_texts(reward_model, rm_tokenizer, prompts, decoded).tolist(), strict=True))
+    print("\nGreedy answers of the SFT and the PPO policy to prompts from", cfg.ppo.prompts_path,
+          "(normalised reward in brackets)")  # fmt: skip
+    for i, p in enumerate(prompts):
+        print(f"\n> {p[-1]['content']}")
+        for name in answers:
+            answer, reward = answers[name][i]
+            print(f"{name} [{reward:+.2f}] {answer}")
 
     held_out = report.get("eval", {})
     print(
@@ -60,6 +74,11 @@ def run_demo(cfg: Config) -> None:
         f"Reward model: {rm_dir} (loads with AutoModelForSequenceClassification.from_pretrained)\n"
         f"  held-out accuracy {held_out.get('accuracy', float('nan')):.3f} on {held_out.get('pairs', 0)} pairs; "
         f"curves {rm_dir / 'plots' / 'reward.png'}, report {rm_dir / 'eval.json'}\n"
-        f"Total {time.time() - start:.0f} s. PPO (stage 3) and the evaluation suite are not built yet; "
-        "`make demo` will run them once they land."
+        f"PPO policy: {ppo_dir / 'policy'} (tokenizer {ppo_dir / 'tokenizer'})\n"
+        f"  held-out prompts ({held.get('prompts', 0)}): reward-model score SFT {held.get('sft_score', float('nan')):+.3f} "
+        f"-> PPO {held.get('ppo_score', float('nan')):+.3f}, KL {held.get('kl', float('nan')):.2f} nats, "
+        f"win rate {held.get('win_rate', float('nan')):.2f}; curves {ppo_dir / 'plots' / 'ppo.png'}, "
+        f"samples {ppo_dir / 'samples.jsonl'}\n"
+        f"Total {time.time() - start:.0f} s. The evaluation suite (helpfulness, harmlessness, honesty) is not built "
+        "yet; `make demo` will run it once it lands."
     )

@@ -18,7 +18,6 @@ import contextlib
 import copy
 import dataclasses
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -43,7 +42,13 @@ from .functional import (
     shaped_rewards,
     value_loss,
 )
-from .models import apply_lora, count_parameters, enable_gradient_checkpointing, load_causal_lm, load_tokenizer
+from .models import (
+    apply_lora,
+    count_parameters,
+    enable_gradient_checkpointing,
+    load_causal_lm,
+    load_tokenizer,
+)
 from .monitor import MetricsLog, plot_curves, read_metrics, write_model_card
 from .reward_model import RewardModel, load_reward_model
 from .rollout import Rollout, ValueModel, generate, pad_left, response_logits
@@ -64,6 +69,31 @@ class KLController:
         if self.adaptive:
             error = min(max(kl / self.target - 1.0, -0.2), 0.2)
             self.value *= 1.0 + error * n_episodes / self.horizon
+
+
+class MixedPrecision:
+    """Autocast for every forward pass, and loss scaling for fp16, over plain torch.amp (one
+    process; accelerate's process-wide state would pin the first run's precision)."""
+
+    def __init__(self, mode: str, device: torch.device):
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mode)
+        self.device_type = device.type
+        self.scaler = torch.amp.GradScaler(device.type) if mode == "fp16" else None
+
+    def autocast(self):
+        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+
+    def step(self, optimizer, params: list[nn.Parameter], max_grad_norm: float) -> float:
+        """Unscale, clip to max_grad_norm (0 = no clipping), step; returns the gradient norm."""
+        if self.scaler:
+            self.scaler.unscale_(optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm or float("inf"))
+        self.scaler.step(optimizer) if self.scaler else optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return float(norm)
 
 
 class PPOModels:
@@ -220,7 +250,7 @@ def rollout(
 
 
 def ppo_update(
-    models: PPOModels, cfg: PPOConfig, batch: Rollout, optimizers, accelerator, sizes: dict[str, int]
+    models: PPOModels, cfg: PPOConfig, batch: Rollout, optimizers, amp: MixedPrecision, sizes: dict[str, int]
 ) -> dict[str, float]:
     """K epochs x mini-batches of clipped policy and value steps; returns token-weighted means."""
     # Train mode only matters for gradient checkpointing: dropout is off everywhere.
@@ -239,7 +269,7 @@ def ppo_update(
                 mb = batch.select(micro_idx.to(batch.query_ids.device))
                 mask = mb.response_mask
                 weight = mask.sum() / mini_tokens  # token-level mean over the whole mini-batch
-                with accelerator.autocast():
+                with amp.autocast():
                     logits = response_logits(models.policy, mb.query_ids, mb.query_mask, mb.response_ids, mask)
                     if cfg.critic_trunk == "frozen":
                         values = models.critic.value_head(mb.features).squeeze(-1).float()
@@ -251,7 +281,7 @@ def ppo_update(
                 pg_loss, clipfrac, approx_kl = policy_loss(logprobs, mb.logprobs, mb.advantages, mask, cfg.clip_range)
                 vf_loss, vf_clipfrac = value_loss(values, mb.values, mb.returns, mask, cfg.clip_range_value)
                 loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * vf_loss
-                accelerator.backward(loss * weight)
+                amp.backward(loss * weight)
                 w = weight.item()
                 mini_kl += approx_kl.item() * w
                 for name, value in (("loss/policy", pg_loss), ("loss/value", vf_loss), ("loss/total", loss),
@@ -260,13 +290,12 @@ def ppo_update(
                     stats[name] = stats.get(name, 0.0) + value.item() * w
                 total_weight += w
             for model, (optimizer, scheduler) in zip((models.policy, models.critic), optimizers, strict=True):
-                if cfg.max_grad_norm:
-                    norm = accelerator.clip_grad_norm_(models.trainable(model), cfg.max_grad_norm)
-                    key = "policy/grad_norm" if model is models.policy else "value/grad_norm"
-                    stats[key] = max(stats.get(key, 0.0), float(norm))
-                optimizer.step()
+                norm = amp.step(optimizer, models.trainable(model), cfg.max_grad_norm)
+                key = "policy/grad_norm" if model is models.policy else "value/grad_norm"
+                stats[key] = max(stats.get(key, 0.0), norm)
                 scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+            if amp.scaler:
+                amp.scaler.update()
             if cfg.early_stop_kl is not None and mini_kl > cfg.early_stop_kl:
                 stop = True
                 break
@@ -320,7 +349,9 @@ def _checkpoints(out: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
 
-def save_checkpoint(out: Path, update: int, models: PPOModels, optimizers, kl_ctl: KLController, keep: int = 2) -> None:
+def save_checkpoint(
+    out: Path, update: int, models: PPOModels, optimizers, kl_ctl: KLController, amp: MixedPrecision, keep: int = 2
+) -> None:
     """Everything --resume needs, written to a temporary directory and renamed into place, so a
     kill leaves either the whole checkpoint or none of it."""
     from safetensors.torch import save_file
@@ -336,6 +367,7 @@ def save_checkpoint(out: Path, update: int, models: PPOModels, optimizers, kl_ct
             "schedulers": [s.state_dict() for _, s in optimizers],
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "scaler": amp.scaler.state_dict() if amp.scaler else {},
         },
         tmp / "state.pt",
     )
@@ -345,7 +377,7 @@ def save_checkpoint(out: Path, update: int, models: PPOModels, optimizers, kl_ct
         shutil.rmtree(old, ignore_errors=True)
 
 
-def load_checkpoint(path: Path, models: PPOModels, optimizers, kl_ctl: KLController) -> int:
+def load_checkpoint(path: Path, models: PPOModels, optimizers, kl_ctl: KLController, amp: MixedPrecision) -> int:
     """Restore a checkpoint written by save_checkpoint; returns the number of finished updates."""
     from safetensors.torch import load_file
 
@@ -362,6 +394,8 @@ def load_checkpoint(path: Path, models: PPOModels, optimizers, kl_ctl: KLControl
     torch.set_rng_state(state["rng"])
     if state["cuda_rng"]:
         torch.cuda.set_rng_state_all(state["cuda_rng"])
+    if amp.scaler and state["scaler"]:
+        amp.scaler.load_state_dict(state["scaler"])
     progress = json.loads((path / "progress.json").read_text())
     kl_ctl.value = progress["kl_coef"]
     return progress["update"]
@@ -407,8 +441,6 @@ def train_ppo(config: Config, resume: bool = False, penalties: Sequence[ScorePen
     checks. Writes OUTPUT/policy, OUTPUT/tokenizer, OUTPUT/value_model and the run files; returns
     OUTPUT.
     """
-    from accelerate import Accelerator
-
     cfg, out = config.ppo, Path(config.ppo.output_dir)
     if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise ConfigError("ppo.mixed_precision: fp16 needs a GPU; use bf16 or no on a CPU")
@@ -428,14 +460,18 @@ def train_ppo(config: Config, resume: bool = False, penalties: Sequence[ScorePen
     if resume and not checkpoints:
         raise FileNotFoundError(f"--resume: no checkpoint in {out / 'checkpoints'}; run without --resume")
 
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
-    models = PPOModels(cfg, tokenizer, accelerator.device)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Rollouts, scoring and the update would each need their own sharding and gathering.
+        raise NotImplementedError("PPO runs in one process (one GPU or the CPU); launch it without accelerate/torchrun")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    amp = MixedPrecision(cfg.mixed_precision, device)
+    models = PPOModels(cfg, tokenizer, device)
     print(f"policy: {count_parameters(models.policy, True):,} trainable of {count_parameters(models.policy):,}; "
           f"critic: {count_parameters(models.critic, True):,} trainable; reward model shares the critic's trunk: "
           f"{models.shared}")  # fmt: skip
 
     def optimizer_for(model, lr):
-        optimizer = accelerator.prepare(torch.optim.AdamW(models.trainable(model), lr=lr))
+        optimizer = torch.optim.AdamW(models.trainable(model), lr=lr)
         total = sizes["optimizer_steps"]
         decay = (lambda step: max(0.0, 1.0 - step / total)) if cfg.lr_scheduler == "linear" else (lambda step: 1.0)
         return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
@@ -445,7 +481,7 @@ def train_ppo(config: Config, resume: bool = False, penalties: Sequence[ScorePen
     start = 0
     out.mkdir(parents=True, exist_ok=True)
     if resume:
-        start = load_checkpoint(checkpoints[-1], models, optimizers, kl_ctl)
+        start = load_checkpoint(checkpoints[-1], models, optimizers, kl_ctl, amp)
         print(f"resuming from {checkpoints[-1]} (update {start} of {sizes['updates']})")
         for name in ("metrics.jsonl", "samples.jsonl"):
             _truncate_jsonl(out / name, start)
@@ -457,7 +493,7 @@ def train_ppo(config: Config, resume: bool = False, penalties: Sequence[ScorePen
     metrics, sink = MetricsLog(out), _external_sink(config, out)
 
     # The SFT policy's answers to the held-out prompts: the baseline for score and win rate.
-    baseline = evaluate(models, cfg, tokenizer, eval_prompts, eval_ids, accelerator.autocast, use_reference=True) if eval_prompts else None
+    baseline = evaluate(models, cfg, tokenizer, eval_prompts, eval_ids, amp.autocast, use_reference=True) if eval_prompts else None
     if baseline and start == 0:
         metrics.log(0, {"eval/score": baseline["score"], "eval/kl": 0.0, "eval/win_rate": 0.5})
         print(f"held-out: SFT policy score {baseline['score']:+.3f} on {len(eval_prompts)} prompts")
@@ -469,7 +505,7 @@ def train_ppo(config: Config, resume: bool = False, penalties: Sequence[ScorePen
 
         # 1-2. rollout and score
         batch, texts, penalty_means = rollout(
-            models, cfg, tokenizer, prompts, [train_ids[i] for i in index], accelerator.autocast, penalties
+            models, cfg, tokenizer, prompts, [train_ids[i] for i in index], amp.autocast, penalties
         )
         t_rollout = time.time() - t0
         mask = batch.response_mask
@@ -482,7 +518,7 @@ def train_ppo(config: Config, resume: bool = False, penalties: Sequence[ScorePen
         batch.advantages = masked_whiten(advantages, mask) if cfg.whiten_advantages else advantages
 
         # 4. K epochs of clipped policy and value updates
-        train_stats = ppo_update(models, cfg, batch, optimizers, accelerator, sizes)
+        train_stats = ppo_update(models, cfg, batch, optimizers, amp, sizes)
 
         # 5. KL controller, metrics, samples, evaluation, checkpoint
         seq_kl = ((batch.logprobs - batch.ref_logprobs) * mask).sum(-1)  # (B,) k1 estimate per response
@@ -506,7 +542,7 @@ def train_ppo(config: Config, resume: bool = False, penalties: Sequence[ScorePen
         done = update + 1 == sizes["updates"]
         over_budget = cfg.kl_budget is not None and row["objective/kl"] > cfg.kl_budget
         if baseline and ((cfg.eval_every and (update + 1) % cfg.eval_every == 0) or done or over_budget):
-            report = evaluate(models, cfg, tokenizer, eval_prompts, eval_ids, accelerator.autocast)
+            report = evaluate(models, cfg, tokenizer, eval_prompts, eval_ids, amp.autocast)
             row.update({"eval/score": report["score"], "eval/kl": report["kl"],
                         "eval/win_rate": win_rate(report["scores"], baseline["scores"])})  # fmt: skip
         metrics.log(update + 1, row)
@@ -518,7 +554,7 @@ def train_ppo(config: Config, resume: bool = False, penalties: Sequence[ScorePen
               f"len {row['response/length']:.0f} ({row['time/update']:.1f} s)"
               + (f" | held-out score {row['eval/score']:+.3f} win rate {row['eval/win_rate']:.2f}" if "eval/score" in row else ""))  # fmt: skip
         if (cfg.save_every and (update + 1) % cfg.save_every == 0) or done or over_budget:
-            save_checkpoint(out, update + 1, models, optimizers, kl_ctl)
+            save_checkpoint(out, update + 1, models, optimizers, kl_ctl, amp)
         if over_budget:
             print(f"stopping: mean KL {row['objective/kl']:.2f} nats is over ppo.kl_budget={cfg.kl_budget}")
             break

@@ -87,12 +87,14 @@ def generate(
         if done.all():
             break
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        # transformers 5.2x renamed past_key_values to cache; use whichever this version returned.
+        cache_name = "cache" if "cache" in out else "past_key_values"
         out = model(
             input_ids=token[:, None],
             attention_mask=mask,
             position_ids=next_pos,
-            past_key_values=out.past_key_values,
             use_cache=True,
+            **{cache_name: out[cache_name]},
         )
         next_pos = next_pos + 1
     response = torch.stack(tokens, 1)  # (B, R)
