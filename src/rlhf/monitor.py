@@ -69,7 +69,9 @@ class MetricsCallback(TrainerCallback):
         self.metrics.log(state.global_step, row)
 
 
-def plot_curves(run_dir: str | Path, panels: dict[str, list[str]], filename: str) -> Path | None:
+def plot_curves(
+    run_dir: str | Path, panels: dict[str, list[str]], filename: str, xlabel: str = "optimizer step"
+) -> Path | None:
     """One PNG with a panel per entry of `panels` (title -> metric names), x = step."""
     rows = read_metrics(run_dir)
     drawn = {t: [k for k in keys if any(k in r for r in rows)] for t, keys in panels.items()}
@@ -88,7 +90,7 @@ def plot_curves(run_dir: str | Path, panels: dict[str, list[str]], filename: str
             steps, values = zip(*points, strict=True)
             ax.plot(steps, values, marker="o" if len(points) < 30 else None, ms=3, label=key)
         ax.set_title(title)
-        ax.set_xlabel("optimizer step")
+        ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()

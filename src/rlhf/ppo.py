@@ -570,7 +570,7 @@ def train_ppo(config: Config, resume: bool = False, penalties: Sequence[ScorePen
             "policy": ["policy/approx_kl", "policy/clipfrac"],
             "critic": ["value/explained_var"],
             "entropy": ["objective/entropy"],
-        }, "ppo.png")  # fmt: skip
+        }, "ppo.png", xlabel="PPO update")  # fmt: skip
     _model_card(cfg, out, sizes, summary)
     return out
 
