@@ -191,12 +191,11 @@ def rollout(
     prompt_ids: list[list[int]],
     autocast,
     penalties: Sequence[ScorePenalty] = (),
-    temperature: float | None = None,
     use_reference: bool = False,
 ) -> tuple[Rollout, list[str], dict[str, float]]:
-    """Answer `prompts` and score the answers: the Rollout, the response texts, and mean penalties."""
+    """Answer `prompts` with the policy (or the reference) and score the answers: the Rollout,
+    the response texts, and the mean of each penalty."""
     device = next(models.critic.parameters()).device
-    temperature = cfg.temperature if temperature is None else temperature
     q_ids, q_mask = (t.to(device) for t in pad_left(prompt_ids, tokenizer.pad_token_id))
     P = q_ids.shape[1]
 
@@ -204,11 +203,11 @@ def rollout(
     with autocast(), (models.reference() if use_reference else contextlib.nullcontext(models.policy)) as actor:
         r_ids, r_mask, logprobs = generate(
             actor or models.policy, q_ids, q_mask, cfg.max_new_tokens, tokenizer.eos_token_id,
-            tokenizer.pad_token_id, temperature, cfg.top_k, cfg.top_p,
+            tokenizer.pad_token_id, cfg.temperature, cfg.top_k, cfg.top_p,
         )  # fmt: skip
     with autocast(), models.reference() as ref:
         ref_logits = response_logits(ref or models.policy, q_ids, q_mask, r_ids, r_mask)  # (B, R, V)
-    ref_logprobs = logprobs_from_logits(ref_logits, r_ids, temperature or 1.0).masked_fill(~r_mask, 0.0)
+    ref_logprobs = logprobs_from_logits(ref_logits, r_ids, cfg.temperature).masked_fill(~r_mask, 0.0)
     del ref_logits
 
     # 2. score, and the critic's values (B, R) of the state before each response token.
