@@ -35,7 +35,7 @@ def main() -> None:
         cfg = load_config(None, [
             f"ppo.sft_model_path={args.sft}", f"ppo.reward_model_path={args.reward}", f"ppo.output_dir={out}",
             f"ppo.prompts_path={ROOT / 'data' / 'prompts.json'}", "ppo.batch_size=16", "ppo.micro_batch_size=8",
-            "ppo.max_new_tokens=53", "ppo.ppo_epochs=4", f"ppo.num_episodes={16 * args.updates}",
+            "ppo.max_new_tokens=53", "ppo.ppo_epochs=4", "ppo.num_mini_batches=1", f"ppo.num_episodes={16 * args.updates}",
             "ppo.eval_fraction=0", "ppo.save_every=0", "ppo.sample_every=0", "logging.plots=false",
             *args.overrides,
         ])  # fmt: skip
