@@ -479,6 +479,8 @@ def train_ppo(config: Config, resume: bool = False, penalties: Sequence[ScorePen
     kl_ctl = KLController(cfg)
     start = 0
     out.mkdir(parents=True, exist_ok=True)
+    for partial in (out / "checkpoints").glob(".tmp-*"):  # left by a kill during a save
+        shutil.rmtree(partial, ignore_errors=True)
     if resume:
         start = load_checkpoint(checkpoints[-1], models, optimizers, kl_ctl, amp)
         print(f"resuming from {checkpoints[-1]} (update {start} of {sizes['updates']})")
