@@ -18,9 +18,9 @@ from rlhf.data import encode_prompt
 from rlhf.functional import logprobs_from_logits
 from rlhf.models import load_tokenizer
 from rlhf.monitor import read_metrics
-from rlhf.ppo import KLController, MixedPrecision, PPOModels, ppo_update, rollout, train_ppo, win_rate
+from rlhf.ppo import KLController, MixedPrecision, ppo_update, train_ppo, win_rate
 from rlhf.reward_model import RewardModel
-from rlhf.rollout import ValueModel, filter_logits, generate, pad_left, response_logits
+from rlhf.rollout import PPOModels, ValueModel, filter_logits, generate, pad_left, response_logits, rollout
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = str(ROOT / "configs" / "tiny.yaml")

@@ -14,7 +14,6 @@ when its trunk trains), so the same trunk also scores responses.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import json
@@ -28,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import Config, ConfigError, ModelConfig, PPOConfig, ppo_sizes, save_config
+from .config import Config, ConfigError, PPOConfig, ppo_sizes, save_config
 from .data import DataError, Messages, encode_prompt, load_prompts, split
 from .functional import (
     entropy_from_logits,
@@ -42,19 +41,9 @@ from .functional import (
     shaped_rewards,
     value_loss,
 )
-from .models import (
-    apply_lora,
-    count_parameters,
-    enable_gradient_checkpointing,
-    load_causal_lm,
-    load_tokenizer,
-)
+from .models import count_parameters, load_tokenizer
 from .monitor import MetricsLog, plot_curves, read_metrics, write_model_card
-from .reward_model import RewardModel, load_reward_model
-from .rollout import Rollout, ValueModel, generate, pad_left, response_logits
-
-# A score penalty: (prompts, responses) -> (B,) amounts subtracted from the scores (safety checks).
-ScorePenalty = Callable[[list[Messages], list[str]], torch.Tensor]
+from .rollout import PPOModels, Rollout, ScorePenalty, response_logits, rollout
 
 
 class KLController:
@@ -94,155 +83,6 @@ class MixedPrecision:
         self.scaler.step(optimizer) if self.scaler else optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return float(norm)
-
-
-class PPOModels:
-    """Policy, reference, critic and reward model, with as few copies of weights as the config
-    allows."""
-
-    def __init__(self, cfg: PPOConfig, tokenizer, device: torch.device):
-        model_cfg = ModelConfig(name=cfg.sft_model_path, dtype=cfg.dtype, gradient_checkpointing=cfg.gradient_checkpointing)
-        self.policy = load_causal_lm(model_cfg)
-        self.ref = None
-        if cfg.lora.enabled:
-            self.policy = apply_lora(self.policy, cfg.lora)
-        else:
-            self.ref = load_causal_lm(dataclasses.replace(model_cfg, gradient_checkpointing=False)).requires_grad_(False)
-
-        self.reward_model = load_reward_model(cfg.reward_model_path, cfg.dtype).requires_grad_(False)
-        _check_vocab(tokenizer, cfg.reward_model_path)
-        source = self.reward_model if isinstance(self.reward_model, RewardModel) else self.reward_model.members[0]
-        classifier = source.model  # HF sequence classifier with one output
-        head = getattr(classifier, "score", None)
-        if not isinstance(head, nn.Linear):
-            raise ConfigError(
-                f"ppo.reward_model_path: {type(classifier).__name__} has no linear `score` head to start the critic from"
-            )
-        # The reward model's own trunk can score while it serves the critic only if scoring is
-        # RewardModel.forward itself and the trunk keeps its weights (frozen, or adapters off).
-        self.shared = type(self.reward_model) is RewardModel and (cfg.critic_trunk == "frozen" or cfg.lora.enabled)
-        # A frozen trunk is never written to, so it need not be copied either.
-        frozen = cfg.critic_trunk == "frozen"
-        trunk = classifier.base_model if self.shared or frozen else copy.deepcopy(classifier.base_model)
-        self.mean, self.std = source.mean, source.std
-        if cfg.critic_trunk == "trained":
-            trunk.requires_grad_(True)
-            if cfg.gradient_checkpointing:
-                enable_gradient_checkpointing(trunk)
-            if cfg.lora.enabled:
-                trunk = apply_lora(trunk, cfg.lora, task_type="FEATURE_EXTRACTION")
-        self.critic = ValueModel(trunk, copy.deepcopy(head), self.mean, self.std)
-        if self.shared:
-            self.reward_model = None  # the critic's trunk scores
-        for m in (self.policy, self.ref, self.critic, self.reward_model):
-            if m is not None:
-                # No dropout anywhere: the ratio p / p_old must be exactly 1 before an update.
-                disable_dropout(m.to(device)).eval()
-
-    def reference(self):
-        """Context giving the reference policy: the policy with adapters off, or the frozen copy."""
-        if self.ref is None:
-            return self.policy.disable_adapter()
-        return contextlib.nullcontext(self.ref)
-
-    def reward_trunk(self):
-        """Context in which the critic's trunk is the reward model's."""
-        trunk = self.critic.trunk
-        return trunk.disable_adapter() if hasattr(trunk, "disable_adapter") else contextlib.nullcontext()
-
-    def trainable(self, model: nn.Module) -> list[nn.Parameter]:
-        return [p for p in model.parameters() if p.requires_grad]
-
-
-def disable_dropout(model: nn.Module) -> nn.Module:
-    for m in model.modules():
-        if isinstance(m, nn.Dropout):
-            m.p = 0.0
-        if isinstance(getattr(m, "attention_dropout", None), float):
-            m.attention_dropout = 0.0
-    return model
-
-
-def _check_vocab(tokenizer, reward_path: str) -> None:
-    """PPO hands the policy's token ids to the reward model, so they must mean the same tokens."""
-    from .reward_model import ENSEMBLE_FILE
-
-    path = Path(reward_path)
-    if (path / ENSEMBLE_FILE).exists():
-        path = path / json.loads((path / ENSEMBLE_FILE).read_text())["members"][0]
-    rm_vocab = load_tokenizer(str(path)).get_vocab()
-    mismatched = [t for t, i in tokenizer.get_vocab().items() if rm_vocab.get(t) != i]
-    if mismatched:
-        raise ConfigError(
-            f"ppo.reward_model_path: {reward_path} uses a different tokenizer from the policy "
-            f"({len(mismatched)} tokens differ, e.g. {mismatched[:3]}); train the reward model from the SFT model"
-        )
-
-
-# ---------------------------------------------------------------- phases 1-2: rollout and score
-
-
-@torch.no_grad()
-def rollout(
-    models: PPOModels,
-    cfg: PPOConfig,
-    tokenizer,
-    prompts: list[Messages],
-    prompt_ids: list[list[int]],
-    autocast,
-    penalties: Sequence[ScorePenalty] = (),
-    use_reference: bool = False,
-) -> tuple[Rollout, list[str], dict[str, float]]:
-    """Answer `prompts` with the policy (or the reference) and score the answers: the Rollout,
-    the response texts, and the mean of each penalty."""
-    device = next(models.critic.parameters()).device
-    q_ids, q_mask = (t.to(device) for t in pad_left(prompt_ids, tokenizer.pad_token_id))
-    P = q_ids.shape[1]
-
-    # 1. rollout: sample with the policy (or the reference), keep the sampling logprobs.
-    with autocast(), (models.reference() if use_reference else contextlib.nullcontext(models.policy)) as actor:
-        r_ids, r_mask, logprobs = generate(
-            actor or models.policy, q_ids, q_mask, cfg.max_new_tokens, tokenizer.eos_token_id,
-            tokenizer.pad_token_id, cfg.temperature, cfg.top_k, cfg.top_p,
-        )  # fmt: skip
-    with autocast(), models.reference() as ref:
-        ref_logits = response_logits(ref or models.policy, q_ids, q_mask, r_ids, r_mask)  # (B, R, V)
-    ref_logprobs = logprobs_from_logits(ref_logits, r_ids, cfg.temperature).masked_fill(~r_mask, 0.0)
-    del ref_logits
-
-    # 2. score, and the critic's values (B, R) of the state before each response token.
-    ids, mask = torch.cat([q_ids, r_ids], 1), torch.cat([q_mask, r_mask], 1)  # (B, P + R)
-    features = None
-    with autocast():
-        if models.shared:
-            with models.reward_trunk():
-                hidden = models.critic.hidden(ids, mask)  # (B, P + R, H)
-            rm_score = (models.critic.reward(hidden, mask) - models.mean) / models.std
-        else:
-            rm_score = models.reward_model.normalize(models.reward_model(ids, mask).float())
-        if cfg.critic_trunk == "frozen":
-            if not models.shared:
-                hidden = models.critic.hidden(ids, mask)
-            features = hidden[:, P - 1 : -1].float()  # (B, R, H)
-            values = models.critic.value_head(features).squeeze(-1).float()
-        else:
-            values = models.critic(ids, mask)[:, P - 1 : -1]
-    values = values.masked_fill(~r_mask, 0.0)
-
-    texts = tokenizer.batch_decode([r[m] for r, m in zip(r_ids, r_mask, strict=True)], skip_special_tokens=True)
-    score = rm_score.clone()
-    has_eos = (r_ids == tokenizer.eos_token_id).logical_and(r_mask).any(-1)  # (B,)
-    penalty_means = {"missing_eos": (~has_eos).float().mean().item()}
-    score -= cfg.missing_eos_penalty * (~has_eos).float()
-    score -= cfg.length_penalty * r_mask.sum(-1).float()
-    for fn in penalties:
-        amount = torch.as_tensor(fn(prompts, texts), dtype=torch.float32, device=device)
-        penalty_means[getattr(fn, "__name__", type(fn).__name__)] = amount.mean().item()
-        score -= amount
-    if cfg.reward_clip:
-        score = score.clamp(-cfg.reward_clip, cfg.reward_clip)
-    batch = Rollout(q_ids, q_mask, r_ids, r_mask, logprobs, ref_logprobs, values, features, rm_score, score)
-    return batch, texts, penalty_means
 
 
 # ---------------------------------------------------------------- phase 4: the update
