@@ -1,4 +1,5 @@
 import contextlib
+import io
 import json
 import os
 import signal
@@ -215,6 +216,24 @@ def test_ppo_cli_run_changes_weights_and_writes_plain_hf_outputs(reward_dir, tin
     assert report["prompts"] == 2 and 0 <= report["win_rate"] <= 1
     assert (out / "plots" / "ppo.png").stat().st_size > 0 and "PPO" in (out / "policy" / "README.md").read_text()
     assert load_config(out / "config.yaml").ppo.num_episodes == 8
+
+
+def test_generate_cli_answers_prompts_and_stdin(tiny_path, tmp_path, capsys, monkeypatch):
+    # A PPO output's layout: the tokenizer sits beside the policy, not in it.
+    model = AutoModelForCausalLM.from_pretrained(tiny_path)
+    model.save_pretrained(tmp_path / "policy")
+    AutoTokenizer.from_pretrained(tiny_path).save_pretrained(tmp_path / "tokenizer")
+    args = ["generate", "--model", str(tmp_path / "policy"), "--max_new_tokens", "8"]
+    outputs = []
+    for _ in range(2):
+        assert main([*args, "--prompt", "Hi", "--prompt", "Bye", "--seed", "3"]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0].strip() and outputs[0] == outputs[1]  # seeded sampling repeats
+    assert main([*args, "--prompt", "Hi", "--temperature", "0"]) == 0
+    greedy = capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", io.StringIO("Hi\n\n"))
+    assert main([*args, "--temperature", "0"]) == 0
+    assert capsys.readouterr().out == greedy  # one answer per non-empty line: the same greedy text
 
 
 def _ensemble(reward_dir, path):

@@ -87,14 +87,24 @@ def main(argv: list[str] | None = None) -> int:
                   [(RewardConfig, "reward"), (LoggingConfig, "logging")])  # fmt: skip
     _stage_parser(sub, "ppo", "Stage 3: PPO against the reward model.", PPO_FLAGS,
                   [(PPOConfig, "ppo"), (LoggingConfig, "logging")])  # fmt: skip
+    gen = sub.add_parser("generate", help="Answer prompts with a trained model (interactive without --prompt).")
+    gen.add_argument("--model", required=True, help="model directory, built-in name or cached hub id")
+    gen.add_argument("--tokenizer", help="tokenizer directory (default: the model's, else ../tokenizer beside it)")
+    gen.add_argument("--prompt", action="append", help="a prompt; repeat for several; none = read lines from stdin")
+    gen.add_argument("--max_new_tokens", type=int, default=128)
+    gen.add_argument("--temperature", type=float, default=0.7, help="0 = greedy")
+    gen.add_argument("--top_k", type=int, default=0)
+    gen.add_argument("--top_p", type=float, default=1.0)
+    gen.add_argument("--seed", type=int, default=None)
+    gen.set_defaults(overrides=[])
     demo = sub.add_parser("demo", help="Run the pipeline on the built-in model and the sample data.")
     demo.add_argument("--config", default="configs/demo.yaml")
     demo.add_argument("overrides", nargs="*", metavar="key=value")
     # Overrides may stand anywhere among the flags; argparse only takes them in one block.
     args, extra = parser.parse_known_args(argv)
     unknown = [a for a in extra if a.startswith("-") or "=" not in a]
-    if unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if unknown or (extra and args.command == "generate"):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
     args.overrides += extra
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("rlhf").setLevel(logging.INFO)
@@ -116,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
 
             out = train_ppo(_config(args), resume=args.resume)
             print(f"PPO policy saved to {out / 'policy'}, tokenizer to {out / 'tokenizer'}")
+        elif args.command == "generate":
+            _generate(args)
         elif args.command == "demo":
             from .demo import run_demo
 
@@ -124,6 +136,37 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+
+def _generate(args) -> None:
+    """`rlhf generate`: answers to --prompt, or to each line typed on stdin until EOF."""
+    from pathlib import Path
+
+    import torch
+
+    from .models import ModelConfig, load_causal_lm, load_tokenizer, resolve_model_path
+    from .rollout import answer
+
+    model_dir = Path(resolve_model_path(args.model))
+    tokenizer_dir = args.tokenizer
+    if tokenizer_dir is None:
+        # A PPO output keeps the tokenizer beside the policy: OUTPUT/policy and OUTPUT/tokenizer.
+        beside = model_dir.parent / "tokenizer"
+        tokenizer_dir = beside if not (model_dir / "tokenizer_config.json").exists() and beside.is_dir() else model_dir
+    tokenizer = load_tokenizer(str(tokenizer_dir), padding_side="left")
+    model = load_causal_lm(ModelConfig(name=str(model_dir))).eval()
+    if args.seed is not None:
+        torch.manual_seed(args.seed)
+    options = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    if args.prompt:
+        for text in answer(model, tokenizer, [[{"role": "user", "content": p}] for p in args.prompt], **options):
+            print(text.strip())
+        return
+    print("Type a prompt and press Enter; Ctrl-D ends.", file=sys.stderr)
+    for line in sys.stdin:
+        if line.strip():
+            print(answer(model, tokenizer, [[{"role": "user", "content": line.strip()}]], **options)[0].strip(), flush=True)
 
 
 if __name__ == "__main__":

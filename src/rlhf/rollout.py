@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .config import ConfigError, ModelConfig, PPOConfig
-from .data import Messages
+from .data import Messages, encode_prompt
 from .functional import logprobs_from_logits
 from .models import apply_lora, enable_gradient_checkpointing, load_causal_lm, load_tokenizer
 from .reward_model import ENSEMBLE_FILE, RewardModel, load_reward_model
@@ -207,6 +207,19 @@ class Rollout:
                     value = value[:, :width]
             fields[name] = value
         return Rollout(**fields)
+
+
+@torch.no_grad()
+def answer(
+    model: nn.Module, tokenizer, prompts: list[Messages], max_new_tokens: int = 128,
+    temperature: float = 0.7, top_k: int = 0, top_p: float = 1.0,
+) -> list[str]:
+    """Texts of the model's answers to chat prompts, formatted with the chat template."""
+    device = next(model.parameters()).device
+    ids, mask = pad_left([encode_prompt(tokenizer, p) for p in prompts], tokenizer.pad_token_id)
+    response, r_mask, _ = generate(model, ids.to(device), mask.to(device), max_new_tokens, tokenizer.eos_token_id,
+                                   tokenizer.pad_token_id, temperature, top_k, top_p)  # fmt: skip
+    return tokenizer.batch_decode([r[m] for r, m in zip(response, r_mask, strict=True)], skip_special_tokens=True)
 
 
 # ---------------------------------------------------------------- the models a rollout needs
