@@ -138,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-
 def _generate(args) -> None:
     """`rlhf generate`: answers to --prompt, or to each line typed on stdin until EOF."""
     from pathlib import Path

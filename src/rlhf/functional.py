@@ -74,13 +74,15 @@ def masked_var(x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> to
     return var
 
 
-def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(x - mean) / std over the masked positions; masked-out positions come back as 0."""
     mean, var = masked_mean(x, mask), masked_var(x, mask)
-    white = (x - mean) * torch.rsqrt(var + 1e-8)
-    if not shift_mean:
-        white = white + mean
-    return white * mask
+    return (x - mean) * torch.rsqrt(var + 1e-8) * mask
+
+
+def last_index(mask: torch.Tensor) -> torch.Tensor:
+    """Index (B,) of each row's last True position in a (B, T) mask."""
+    return mask.long().cumsum(-1).argmax(-1)
 
 
 def logprobs_from_logits(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -111,8 +113,7 @@ def shaped_rewards(score: torch.Tensor, kl: torch.Tensor, kl_coef: float, mask: 
     """Per-token rewards: -kl_coef * KL at every response token, plus the sequence score at its
     last real token. score (B,), kl (B, R), mask (B, R) -> (B, R), 0 where masked."""
     rewards = -kl_coef * kl * mask
-    last = mask.long().cumsum(-1).argmax(-1)  # (B,) index of each row's last real token
-    rewards[torch.arange(len(score)), last] += score
+    rewards[torch.arange(len(score)), last_index(mask)] += score
     return rewards
 
 

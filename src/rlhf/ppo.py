@@ -222,7 +222,7 @@ def load_checkpoint(path: Path, models: PPOModels, optimizers, kl_ctl: KLControl
 
     for name, model in (("policy", models.policy), ("critic", models.critic)):
         state = load_file(str(path / f"{name}.safetensors"))
-        unexpected = set(state) - set(_trainable_state(model))
+        unexpected = set(state) - {n for n, p in model.named_parameters() if p.requires_grad}
         if unexpected:
             raise ValueError(f"{path}: {name} weights do not fit this config: {sorted(unexpected)[:3]}")
         model.load_state_dict(state, strict=False)

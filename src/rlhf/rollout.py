@@ -12,19 +12,17 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from .config import ConfigError, ModelConfig, PPOConfig
 from .data import Messages, encode_prompt
-from .functional import logprobs_from_logits
+from .functional import last_index, logprobs_from_logits
 from .models import apply_lora, enable_gradient_checkpointing, load_causal_lm, load_tokenizer
-from .reward_model import ENSEMBLE_FILE, RewardModel, load_reward_model
+from .reward_model import RewardModel, load_reward_model
 
 # A score penalty: (prompts, responses) -> (B,) amounts subtracted from the scores (safety checks).
 ScorePenalty = Callable[[list[Messages], list[str]], torch.Tensor]
@@ -132,11 +130,6 @@ def response_logits(
     return logits[:, :-1]  # (B, R, V): position P - 1 + t predicts response token t
 
 
-def last_index(mask: torch.Tensor) -> torch.Tensor:
-    """Index (B,) of each row's last True position."""
-    return mask.long().cumsum(-1).argmax(-1)
-
-
 class ValueModel(nn.Module):
     """The critic: a transformer trunk with a linear value head read at every position.
 
@@ -239,8 +232,10 @@ class PPOModels:
             self.ref = load_causal_lm(dataclasses.replace(model_cfg, gradient_checkpointing=False)).requires_grad_(False)
 
         self.reward_model = load_reward_model(cfg.reward_model_path, cfg.dtype).requires_grad_(False)
-        _check_vocab(tokenizer, cfg.reward_model_path)
-        source = self.reward_model if isinstance(self.reward_model, RewardModel) else self.reward_model.members[0]
+        single = isinstance(self.reward_model, RewardModel)
+        rm_tokenizer = load_tokenizer(cfg.reward_model_path) if single else self.reward_model.tokenizer
+        _check_vocab(tokenizer, rm_tokenizer, cfg.reward_model_path)
+        source = self.reward_model if single else self.reward_model.members[0]
         classifier = source.model  # HF sequence classifier with one output
         head = getattr(classifier, "score", None)
         if not isinstance(head, nn.Linear):
@@ -292,12 +287,9 @@ def disable_dropout(model: nn.Module) -> nn.Module:
     return model
 
 
-def _check_vocab(tokenizer, reward_path: str) -> None:
+def _check_vocab(tokenizer, rm_tokenizer, reward_path: str) -> None:
     """PPO hands the policy's token ids to the reward model, so they must mean the same tokens."""
-    path = Path(reward_path)
-    if (path / ENSEMBLE_FILE).exists():
-        path = path / json.loads((path / ENSEMBLE_FILE).read_text())["members"][0]
-    rm_vocab = load_tokenizer(str(path)).get_vocab()
+    rm_vocab = rm_tokenizer.get_vocab()
     mismatched = [t for t, i in tokenizer.get_vocab().items() if rm_vocab.get(t) != i]
     if mismatched:
         raise ConfigError(
