@@ -313,6 +313,16 @@ class SafetyConfig:
 
 
 @dataclass
+class MonitorConfig:
+    """Alerts on the metrics stream and the actions they take (filled in by the monitoring work)."""
+
+
+@dataclass
+class HackingConfig:
+    """Reward-hacking detection and remedies (filled in by the hacking-detection work)."""
+
+
+@dataclass
 class LoggingConfig:
     use_wandb: bool = opt(False, "Also send metrics to Weights & Biases (project: WANDB_PROJECT).")
     tensorboard: bool = opt(
@@ -330,6 +340,8 @@ class Config:
     ppo: PPOConfig = opt(PPOConfig(), "Stage 3: PPO.")
     eval: EvalConfig = opt(EvalConfig(), "Evaluation.")
     safety: SafetyConfig = opt(SafetyConfig(), "Safety mechanisms.")
+    monitor: MonitorConfig = opt(MonitorConfig(), "Alerts and their actions.")
+    hacking: HackingConfig = opt(HackingConfig(), "Reward-hacking detection and remedies.")
     logging: LoggingConfig = opt(LoggingConfig(), "Metrics sinks and plots.")
 
 
