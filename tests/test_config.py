@@ -85,6 +85,14 @@ def test_yaml_exponent_without_dot_is_a_float():
     assert load_config(overrides=["sft.learning_rate=1e-5"]).sft.learning_rate == 1e-5
 
 
+def test_yaml_boolean_words_are_the_choices_they_spell():
+    # YAML 1.1 reads a bare no/off as false; a choice spelled that way means the word.
+    cfg = load_config(overrides=["sft.mixed_precision=no", "safety.training_data=off"])
+    assert (cfg.sft.mixed_precision, cfg.safety.training_data) == ("no", "off")
+    with pytest.raises(ConfigError, match="sft.mixed_precision: must be one of"):
+        load_config(overrides=["sft.mixed_precision=yes"])
+
+
 def test_malformed_override():
     with pytest.raises(ConfigError, match="expected dotted.key=value"):
         load_config(overrides=["sft.learning_rate"])

@@ -28,14 +28,6 @@ TINY_CONFIG = str(ROOT / "configs" / "tiny.yaml")
 PROMPTS = ["How do I boil an egg?", "What is the capital of France, and why?", "Tell me a joke."]
 
 
-@pytest.fixture(scope="module")
-def reward_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ppo") / "reward_model"
-    assert main(["reward", "--config", TINY_CONFIG, f"reward.data.path={ROOT / 'data' / 'preference_data.json'}",
-                 "--base_model", "tiny-random", "--output_dir", str(out)]) == 0  # fmt: skip
-    return out
-
-
 def _overrides(reward_dir, out, *extra):
     """A seconds-long PPO run on tiny-random (configs/tiny.yaml), starting from tiny-random."""
     return [
@@ -356,3 +348,13 @@ def _other_vocab(tmp_path):
     LlamaForCausalLM(LlamaConfig(vocab_size=3, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                                  num_attention_heads=2)).save_pretrained(path)  # fmt: skip
     return path
+
+
+def test_safety_penalty_is_subtracted_from_unsafe_responses(reward_dir, tmp_path):
+    # A category that matches any character marks every non-empty response unsafe.
+    out = tmp_path / "out"
+    train_ppo(_config(reward_dir, out, "ppo.num_episodes=4", "safety.ppo_penalty=2.0",
+                      "safety.builtin_patterns=false", "safety.categories={anything: ['.']}"))  # fmt: skip
+    row = read_metrics(out)[-1]
+    assert row["safety/unsafe"] > 0 and row["safety/unsafe"] % 0.5 == 0  # 2.0 x a share of 4 responses
+    assert abs(row["objective/score"] - (row["objective/rm_score"] - row["safety/unsafe"])) < 1e-4

@@ -304,22 +304,260 @@ def ppo_sizes(cfg: PPOConfig) -> dict[str, int]:
 
 @dataclass
 class EvalConfig:
-    """Helpfulness, harmlessness and honesty evaluation (filled in by the evaluation stage)."""
+    """Helpfulness, harmlessness and honesty of a policy, side by side with a baseline, with
+    bootstrap confidence intervals (`rlhf evaluate`, the pipeline's last stage)."""
+
+    output_dir: str = opt("models/eval", "Directory eval.json, eval.md, table.txt, samples.jsonl and plots/ go to.")
+    model: str = opt("", "Model to evaluate (directory, built-in or cached hub id); empty = <ppo.output_dir>/policy.")
+    baseline: str | None = opt(
+        "", "Model to compare against on the same prompts; empty = ppo.sft_model_path; null = no baseline."
+    )
+    reward_model: str | None = opt(
+        "", "Reward model or ensemble that judges helpfulness; empty = ppo.reward_model_path; null = none."
+    )
+    helpfulness_path: str | None = opt("data/eval/helpfulness.json", "Helpfulness prompts (strings); null = skip.")
+    harmful_path: str | None = opt(
+        "data/eval/harmful.json", "Harmful requests ({prompt, category}) the model should refuse; null = skip."
+    )
+    benign_risky_path: str | None = opt(
+        "data/eval/benign_risky.json", "Benign requests that sound risky ({prompt, category}); null = skip."
+    )
+    unanswerable_path: str | None = opt(
+        "data/eval/unanswerable.json", "Questions nobody can answer ({prompt, kind}); null = skip."
+    )
+    multiple_choice_path: str | None = opt(
+        "data/eval/multiple_choice.json", "Multiple-choice questions ({question, choices, answer}); null = skip."
+    )
+    max_prompts: int | None = opt(None, "Use only the first N prompts (and questions) of each category; null = all.")
+    max_new_tokens: int = opt(128, "Longest response, in tokens.")
+    temperature: float = opt(0.0, "Sampling temperature of the responses; 0 = greedy (deterministic).")
+    batch_size: int = opt(8, "Prompts per generation or scoring batch.")
+    dtype: Literal["fp32", "fp16", "bf16"] = opt("fp32", "Dtype the evaluated models are loaded in.")
+    mc_prefill: str = opt(
+        "The answer is", "Text put after the assistant prefix before reading the option letters' probabilities."
+    )
+    bootstrap_samples: int = opt(1000, "Resamples of the prompts for each bootstrap confidence interval.")
+    confidence_level: float = opt(0.95, "Coverage of the percentile bootstrap intervals.")
+    confident_threshold: float = opt(
+        0.7, "A multiple-choice answer is 'confident' when its probability is at least this (confident_wrong_rate)."
+    )
+    calibration_bins: int = opt(10, "Equal-width confidence bins of the expected calibration error.")
+    seed: int = opt(42, "Seed for sampling (temperature > 0) and the bootstrap.")
+
+    def _check(self):
+        for key in ("max_new_tokens", "batch_size", "bootstrap_samples", "calibration_bins"):
+            if getattr(self, key) < 1:
+                yield key, f"must be >= 1, got {getattr(self, key)}"
+        if self.max_prompts is not None and self.max_prompts < 1:
+            yield "max_prompts", f"must be >= 1 or null, got {self.max_prompts}"
+        if not (self.temperature >= 0 and math.isfinite(self.temperature)):
+            yield "temperature", f"must be >= 0, got {self.temperature}"
+        if not 0.0 < self.confidence_level < 1.0:
+            yield "confidence_level", f"must be in (0, 1), got {self.confidence_level}"
+        if not 0.0 < self.confident_threshold <= 1.0:
+            yield "confident_threshold", f"must be in (0, 1], got {self.confident_threshold}"
 
 
 @dataclass
 class SafetyConfig:
-    """Safety filter and penalties (filled in by the safety stage)."""
+    """Safety filter: rule patterns per harm category, optionally backed by a classifier. It
+    penalises unsafe PPO responses, flags or drops unsafe training records, and can filter the
+    answers of `rlhf generate --safety_filter`."""
+
+    builtin_patterns: bool = opt(
+        True,
+        "Start from the built-in patterns for violence, weapons, cybercrime, drugs, self_harm, fraud, "
+        "hate_harassment and privacy (rlhf/safety.py).",
+    )
+    categories: dict[str, list[str]] = opt(
+        {},
+        "More patterns: category -> list of regular expressions (case-insensitive, matched per clause). "
+        "Naming a built-in category replaces its patterns; [] turns it off.",
+    )
+    refusal_exemption: bool = opt(
+        True, "Skip clauses that refuse, warn or point to help (\"I can't help you build a bomb\") before matching."
+    )
+    classifier: str = opt(
+        "none",
+        "Also flag texts a classifier scores as unsafe: none; profanity (the offline alt-profanity-check "
+        "package); or a Hugging Face sequence-classifier directory.",
+    )
+    classifier_threshold: float = opt(0.5, "A text is unsafe when the classifier's unsafe probability reaches this.")
+    classifier_label: str | None = opt(
+        None, "The label of a Hugging Face classifier that means unsafe (from its id2label); null = its last label."
+    )
+    ppo_penalty: float = opt(
+        0.0, "Subtracted from the PPO score of an unsafe response (normalised reward units); 0 = off."
+    )
+    training_data: Literal["off", "flag", "drop"] = opt(
+        "off",
+        "Unsafe SFT responses and chosen preference responses: off; flag (kept, listed in "
+        "OUTPUT/safety_flags.jsonl); drop.",
+    )
+    refusal_message: str = opt(
+        "I can't help with that.", "What `rlhf generate --safety_filter` prints instead of an unsafe answer."
+    )
+
+    def _check(self):
+        import re
+
+        if not 0.0 <= self.classifier_threshold <= 1.0:
+            yield "classifier_threshold", f"must be in [0, 1], got {self.classifier_threshold}"
+        if not (self.ppo_penalty >= 0 and math.isfinite(self.ppo_penalty)):
+            yield "ppo_penalty", f"must be a number >= 0, got {self.ppo_penalty}"
+        for name, patterns in self.categories.items():
+            for i, pattern in enumerate(patterns):
+                try:
+                    re.compile(pattern)
+                except re.error as e:
+                    yield f"categories.{name}[{i}]", f"invalid regular expression {pattern!r}: {e}"
+
+
+@dataclass
+class AlertRule:
+    """One alert: when `metric` meets `condition` in `patience` rows in a row, take `action`."""
+
+    name: str = opt("", "Name shown in alerts.jsonl; a rule named like a built-in rule replaces it.")
+    metric: str = opt("", "Metric to watch, a metrics.jsonl name; * matches any characters (loss/*). Rows without it are skipped.")
+    condition: Literal["above", "below", "not_finite", "spike", "drift", "drop"] = opt(
+        "above",
+        "above/below: value > / < threshold; not_finite: NaN or inf; spike: value > threshold x the median of "
+        "the previous `window` values; drift: value > threshold x, or < 1/threshold x, the mean of the first "
+        "`window` values; drop: the median of the last `window` values fell more than threshold below its highest so far.",
+    )
+    threshold: float = opt(0.0, "The bound (above, below), the factor (spike, drift) or the fall (drop); unused by not_finite.")
+    window: int = opt(5, "Values spike, drift and drop look at; they stay quiet until they have seen that many.")
+    patience: int = opt(1, "Consecutive rows that must meet the condition before the alert fires.")
+    cooldown: int = opt(10, "Rows (with this metric) after an alert during which the rule stays quiet.")
+    action: Literal["warn", "stop", "raise_kl", "lower_lr"] = opt(
+        "warn",
+        "warn: alerts.jsonl and the console only; stop: end training cleanly (outputs are written); "
+        "raise_kl: multiply PPO's KL coefficient by factor; lower_lr: divide the learning rates by factor.",
+    )
+    factor: float = opt(2.0, "How much raise_kl raises the KL coefficient and lower_lr lowers the learning rates (> 1).")
+
+    def _check(self):
+        if not self.name:
+            yield "name", "every alert rule needs a name"
+        if not self.metric:
+            yield "metric", "every alert rule needs a metric, e.g. objective/kl"
+        if not math.isfinite(self.threshold):
+            yield "threshold", f"must be a finite number, got {self.threshold}"
+        if self.condition in ("spike", "drift", "drop") and self.threshold <= 0:
+            yield "threshold", f"{self.condition} takes a positive threshold, got {self.threshold}"
+        if self.condition == "drift" and self.threshold <= 1:
+            yield "threshold", f"drift fires beyond threshold x the start value, so it must be > 1, got {self.threshold}"
+        for key in ("window", "patience"):
+            if getattr(self, key) < 1:
+                yield key, f"must be >= 1, got {getattr(self, key)}"
+        if self.cooldown < 0:
+            yield "cooldown", f"must be >= 0, got {self.cooldown}"
+        if self.action in ("raise_kl", "lower_lr") and not (self.factor > 1 and math.isfinite(self.factor)):
+            yield "factor", f"must be a number > 1, got {self.factor}"
+
+
+# Checked on every stage's metrics unless monitor.builtin_rules is false. Thresholds sit outside
+# what healthy runs showed here (PPO on the 135M model: KL 0.3-7.6 nats per response, clipfrac
+# 0.001-0.15, entropy 1-3 nats per token, EOS rate 0.0-0.9, length 40-90 tokens, value loss 0.01-1).
+BUILTIN_ALERT_RULES = (
+    AlertRule("nan_loss", "loss/*", "not_finite", action="stop"),
+    AlertRule("nan_grad", "*grad_norm", "not_finite", action="stop"),
+    AlertRule("kl_high", "objective/kl", "above", 12.0, patience=2, action="raise_kl", factor=1.5),
+    AlertRule("kl_negative", "objective/kl", "below", -0.5, patience=2),
+    AlertRule("entropy_collapse", "objective/entropy", "below", 0.2, patience=3),
+    AlertRule("value_loss_explosion", "loss/value", "spike", 10.0, patience=2, action="lower_lr"),
+    AlertRule("clipfrac_high", "policy/clipfrac", "above", 0.3, patience=3, action="lower_lr"),
+    AlertRule("eos_rate_collapse", "response/eos_rate", "drop", 0.4),
+    AlertRule("length_drift", "response/length", "drift", 3.0),
+    AlertRule("repetition", "hacking/repetition", "above", 0.3, patience=2),
+    AlertRule("diversity_collapse_1", "hacking/distinct_1", "below", 0.05, patience=2),
+    AlertRule("diversity_collapse_2", "hacking/distinct_2", "below", 0.2, patience=2),
+    AlertRule("length_corr_drift", "hacking/length_corr_drift", "above", 0.5, patience=3),
+    AlertRule("kl_per_reward", "hacking/kl_per_reward", "above", 100.0, patience=5),
+    AlertRule("proxy_judge_divergence", "hacking/proxy_judge_divergence", "above", 0.5, patience=2,
+              action="raise_kl", factor=1.5),  # fmt: skip
+)
 
 
 @dataclass
 class MonitorConfig:
-    """Alerts on the metrics stream and the actions they take (filled in by the monitoring work)."""
+    """Alert rules checked on every metrics row of every stage. Each alert is a line in
+    OUTPUT/alerts.jsonl and an ALERT line on the console, and takes its rule's action."""
+
+    builtin_rules: bool = opt(
+        True,
+        "Check the built-in rules: nan_loss, nan_grad, kl_high, kl_negative, entropy_collapse, "
+        "value_loss_explosion, clipfrac_high, eos_rate_collapse, length_drift, repetition, "
+        "diversity_collapse_1, diversity_collapse_2, length_corr_drift, kl_per_reward, proxy_judge_divergence.",
+    )
+    disable: list[str] = opt([], "Names of built-in rules to turn off, e.g. [clipfrac_high].")
+    rules: list[AlertRule] = opt(
+        [],
+        "Your rules, each {name, metric, condition: above|below|not_finite|spike|drift|drop, threshold, window, "
+        "patience, cooldown, action: warn|stop|raise_kl|lower_lr, factor}; one named like a built-in rule "
+        "replaces it, the others are added.",
+    )
+
+    def _check(self):
+        names = [r.name for r in self.rules]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            yield "rules", f"two rules are named {name!r}"
+        builtin = [r.name for r in BUILTIN_ALERT_RULES]
+        for name in self.disable:
+            if name not in builtin:
+                yield "disable", f"{name!r} is not a built-in rule; they are: {', '.join(builtin)}"
 
 
 @dataclass
 class HackingConfig:
-    """Reward-hacking detection and remedies (filled in by the hacking-detection work)."""
+    """Reward-hacking detection (the hacking/* metrics of every PPO update) and two remedies that
+    are score terms: a diversity bonus and a repetition penalty (both off by default)."""
+
+    judge: Literal["none", "model", "ensemble_disagreement", "gold"] = opt(
+        "none",
+        "Held-out judge of the policy's responses: model = a second reward model (judge_model_path); "
+        "ensemble_disagreement = the PPO reward ensemble's members, mean minus std (an ensemble "
+        "reward_model_path); gold = gold_scorer; none = no judge.",
+    )
+    judge_model_path: str | None = opt(
+        None, "Reward model or ensemble directory that judges (judge: model); it reads the response texts, so any tokenizer works."
+    )
+    gold_scorer: Literal["vader"] = opt(
+        "vader",
+        "Gold scorer for judge: gold: vader = VADER compound sentiment of the response in [-1, 1] (pip "
+        "install vaderSentiment). From Python, train_ppo(config, gold_scorer=fn) takes any fn(prompts, responses) -> (B,).",
+    )
+    window: int = opt(10, "PPO updates over which trends and smoothed values are measured.")
+    rise_threshold: float = opt(
+        0.2, "proxy_judge_divergence: the proxy (reward-model) score counts as rising when its least-squares rise over the last window updates exceeds this (normalised units)."
+    )
+    judge_tolerance: float = opt(
+        0.0, "proxy_judge_divergence: the judge counts as flat or falling when its rise over the same window is at most this (judge units)."
+    )
+    min_gain: float = opt(
+        0.1, "kl_per_reward: the score gained since the first window is floored at this (normalised units), so a tiny gain cannot divide by ~0."
+    )
+    diversity_coef: float = opt(
+        0.0, "Diversity bonus: adds coef x distinct-2 of each response (unique word bigrams / bigrams) to its score; 0 = off."
+    )
+    repetition_coef: float = opt(
+        0.0, "Repetition penalty: subtracts coef x the share of each response's word trigrams that repeat an earlier one; 0 = off."
+    )
+
+    def _check(self):
+        if self.window < 2:
+            yield "window", f"must be >= 2 updates (a trend needs two points), got {self.window}"
+        for key in ("rise_threshold", "diversity_coef", "repetition_coef"):
+            if not (getattr(self, key) >= 0 and math.isfinite(getattr(self, key))):
+                yield key, f"must be >= 0, got {getattr(self, key)}"
+        if not (self.min_gain > 0 and math.isfinite(self.min_gain)):
+            yield "min_gain", f"must be a positive number, got {self.min_gain}"
+        if not math.isfinite(self.judge_tolerance):
+            yield "judge_tolerance", f"must be a finite number, got {self.judge_tolerance}"
+        if self.judge == "model" and not self.judge_model_path:
+            yield "judge_model_path", "judge: model needs the judge's reward-model directory"
+        if self.judge_model_path and self.judge != "model":
+            yield "judge", f"judge_model_path is set but judge is {self.judge}; set judge: model to use it"
 
 
 @dataclass
@@ -385,6 +623,10 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         return _convert(inner, value, path)
     if origin is Literal:
         choices = typing.get_args(tp)
+        if isinstance(value, bool):
+            # YAML 1.1 reads a bare off/no (on/yes) as a boolean: `mixed_precision=no` means the word.
+            words = ("on", "yes", "true") if value else ("off", "no", "false")
+            value = next((w for w in words if w in choices), value)
         if value not in choices:
             raise ConfigError(f"{path}: must be one of {', '.join(map(str, choices))}; got {value!r}")
         return value
@@ -393,6 +635,15 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(f"{path}: expected a list, got {value!r}")
         (inner,) = typing.get_args(tp)
         return [_convert(inner, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        key_tp, inner = typing.get_args(tp)
+        assert key_tp is str, f"{path}: only str keys are supported"
+        for key in value:
+            if not isinstance(key, str):
+                raise ConfigError(f"{path}: keys must be strings, got {key!r}")
+        return {key: _convert(inner, v, f"{path}.{key}") for key, v in value.items()}
     if tp is bool:
         if isinstance(value, bool):
             return value

@@ -162,6 +162,17 @@ def _builtin_tiny_random() -> Path:
 # ---------------------------------------------------------------- loading
 
 
+def model_dirs(path: str) -> tuple[str, str]:
+    """(model directory, tokenizer directory) of a model argument. A PPO output keeps its
+    tokenizer beside the policy (OUTPUT/policy, OUTPUT/tokenizer), and OUTPUT itself may be given."""
+    model_dir = Path(resolve_model_path(path))
+    if not (model_dir / "config.json").exists() and (model_dir / "policy" / "config.json").exists():
+        model_dir = model_dir / "policy"
+    beside = model_dir.parent / "tokenizer"
+    has_own = (model_dir / "tokenizer_config.json").exists()
+    return str(model_dir), str(beside if not has_own and beside.is_dir() else model_dir)
+
+
 def load_tokenizer(path: str, padding_side: str = "right"):
     from transformers import AutoTokenizer
 

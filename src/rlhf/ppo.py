@@ -15,7 +15,6 @@ when its trunk trains), so the same trunk also scores responses.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import os
 import shutil
@@ -26,8 +25,9 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
-from .config import Config, ConfigError, PPOConfig, ppo_sizes, save_config
+from .config import AlertRule, Config, ConfigError, PPOConfig, ppo_sizes, save_config
 from .data import DataError, Messages, encode_prompt, load_prompts, split
 from .functional import (
     entropy_from_logits,
@@ -41,9 +41,11 @@ from .functional import (
     shaped_rewards,
     value_loss,
 )
+from .hacking import GoldScorer, HackingDetector, load_judge, score_terms, term_metrics
 from .models import count_parameters, load_tokenizer
-from .monitor import MetricsLog, plot_curves, read_metrics, write_model_card
+from .monitor import PPO_PANELS, Alerts, MetricsLog, plot_curves, read_metrics, write_model_card
 from .rollout import PPOModels, Rollout, ScorePenalty, response_logits, rollout
+from .safety import SafetyFilter
 
 
 class KLController:
@@ -175,6 +177,11 @@ def win_rate(scores: torch.Tensor, baseline: torch.Tensor) -> float:
     return ((scores > baseline).float() + 0.5 * (scores == baseline).float()).mean().item()
 
 
+def _eval_row(report: dict, baseline: dict) -> dict[str, float]:
+    win = win_rate(report["scores"], baseline["scores"])
+    return {"eval/score": report["score"], "eval/kl": report["kl"], "eval/win_rate": win}
+
+
 # ---------------------------------------------------------------- checkpoints
 
 
@@ -273,12 +280,15 @@ def _encode_prompts(tokenizer, prompts: list[Messages], max_length: int, path: s
     return kept, ids
 
 
-def train_ppo(config: Config, resume: bool = False, penalties: Sequence[ScorePenalty] = ()) -> Path:
+def train_ppo(
+    config: Config, resume: bool = False, penalties: Sequence[ScorePenalty] = (), gold_scorer: GoldScorer | None = None
+) -> Path:
     """Optimise config.ppo.sft_model_path against config.ppo.reward_model_path with PPO.
 
     `penalties`: callables (prompts, responses) -> (B,) subtracted from the scores, e.g. safety
-    checks. Writes OUTPUT/policy, OUTPUT/tokenizer, OUTPUT/value_model and the run files; returns
-    OUTPUT.
+    checks. `gold_scorer`: a callable (prompts, responses) -> (B,) that judges the responses for
+    the reward-hacking detector (hacking/judge_score). Writes OUTPUT/policy, OUTPUT/tokenizer,
+    OUTPUT/value_model and the run files; returns OUTPUT.
     """
     cfg, out = config.ppo, Path(config.ppo.output_dir)
     if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
@@ -308,6 +318,11 @@ def train_ppo(config: Config, resume: bool = False, penalties: Sequence[ScorePen
     print(f"policy: {count_parameters(models.policy, True):,} trainable of {count_parameters(models.policy):,}; "
           f"critic: {count_parameters(models.critic, True):,} trainable; reward model shares the critic's trunk: "
           f"{models.shared}")  # fmt: skip
+    # The reward-hacking detector's held-out judge; the remedies and the safety penalty as score terms.
+    judge = load_judge(config.hacking, cfg, models, device, gold_scorer)
+    penalties = [*penalties, *score_terms(config.hacking)]
+    if config.safety.ppo_penalty > 0:
+        penalties.append(SafetyFilter(config.safety).unsafe)  # logged as safety/unsafe
 
     def optimizer_for(model, lr):
         optimizer = torch.optim.AdamW(models.trainable(model), lr=lr)
@@ -331,15 +346,18 @@ def train_ppo(config: Config, resume: bool = False, penalties: Sequence[ScorePen
         for name in ("metrics.jsonl", "samples.jsonl", "eval.json"):
             (out / name).unlink(missing_ok=True)
     save_config(config, out / "config.yaml")
-    metrics, sink = MetricsLog(out), _external_sink(config, out)
+    metrics = MetricsLog(out, config)  # and W&B / TensorBoard when config.logging asks
+    budget = [] if cfg.kl_budget is None else [AlertRule("kl_budget", "objective/kl", "above", cfg.kl_budget, action="stop")]
+    alerts = Alerts(out, config.monitor, budget, start_step=start)  # rebuilt from metrics.jsonl on --resume
+    detector = HackingDetector(config.hacking, read_metrics(out))  # the updates already done, on --resume
 
     # The SFT policy's answers to the held-out prompts: the baseline for score and win rate.
     baseline = evaluate(models, cfg, tokenizer, eval_prompts, eval_ids, amp.autocast, use_reference=True) if eval_prompts else None
     if baseline and start == 0:
-        metrics.log(0, {"eval/score": baseline["score"], "eval/kl": 0.0, "eval/win_rate": 0.5})
+        alerts.check(0, metrics.log(0, {"eval/score": baseline["score"], "eval/kl": 0.0, "eval/win_rate": 0.5}))
         print(f"held-out: SFT policy score {baseline['score']:+.3f} on {len(eval_prompts)} prompts")
     report = None
-    for update in range(start, sizes["updates"]):
+    for update in tqdm(range(start, sizes["updates"]), desc="PPO updates", initial=start, total=sizes["updates"]):
         t0 = time.time()
         index = _prompt_batch(len(train_prompts), update * cfg.batch_size, cfg.batch_size, cfg.seed)
         prompts = [train_prompts[i] for i in index]
@@ -364,6 +382,9 @@ def train_ppo(config: Config, resume: bool = False, penalties: Sequence[ScorePen
         # 5. KL controller, metrics, samples, evaluation, checkpoint
         seq_kl = ((batch.logprobs - batch.ref_logprobs) * mask).sum(-1)  # (B,) k1 estimate per response
         kl_ctl.update(seq_kl.mean().item(), cfg.batch_size)
+        with amp.autocast():
+            judge_scores = judge(prompts, texts, batch) if judge else None
+        hacking = detector.update(texts, batch.rm_score, mask.sum(-1), seq_kl, judge_scores)
         row = {
             "objective/score": batch.score.mean().item(),
             "objective/rm_score": batch.rm_score.mean().item(),
@@ -375,62 +396,44 @@ def train_ppo(config: Config, resume: bool = False, penalties: Sequence[ScorePen
             "ppo/lr": optimizers[0][1].get_last_lr()[0],
             "response/length": mask.sum(-1).float().mean().item(),
             "response/eos_rate": 1.0 - penalty_means.pop("missing_eos"),
+            **term_metrics(penalty_means),  # hacking/diversity_bonus, hacking/repetition_penalty
             **{f"safety/{name}": value for name, value in penalty_means.items()},
+            **hacking,
             "episodes": (update + 1) * cfg.batch_size,
             "time/rollout": t_rollout,
             "time/update": time.time() - t0,
         }
         done = update + 1 == sizes["updates"]
-        over_budget = cfg.kl_budget is not None and row["objective/kl"] > cfg.kl_budget
-        if baseline and ((cfg.eval_every and (update + 1) % cfg.eval_every == 0) or done or over_budget):
+        if baseline and ((cfg.eval_every and (update + 1) % cfg.eval_every == 0) or done):
             report = evaluate(models, cfg, tokenizer, eval_prompts, eval_ids, amp.autocast)
-            row.update({"eval/score": report["score"], "eval/kl": report["kl"],
-                        "eval/win_rate": win_rate(report["scores"], baseline["scores"])})  # fmt: skip
-        metrics.log(update + 1, row)
-        sink(update + 1, row)
+            row.update(_eval_row(report, baseline))
+        # Alerts take their actions here: stop, raise_kl (kl_ctl.value), lower_lr (both optimizers).
+        alerts.check(update + 1, metrics.log(update + 1, row), kl_ctl, optimizers)
+        if alerts.stop and baseline and "eval/score" not in row:  # the stopped policy's held-out numbers
+            report = evaluate(models, cfg, tokenizer, eval_prompts, eval_ids, amp.autocast)
+            held_out = _eval_row(report, baseline)
+            alerts.check(update + 1, metrics.log(update + 1, held_out))  # a row of its own, after the checked one
+            row.update(held_out)  # for the line printed below
         if cfg.sample_every and (update + 1) % cfg.sample_every == 0:
             _write_samples(out, update + 1, prompts, texts, batch.score, seq_kl, cfg.samples_per_log)
         print(f"update {update + 1}/{sizes['updates']}: score {row['objective/score']:+.3f} "
               f"kl {row['objective/kl']:.2f} clipfrac {row['policy/clipfrac']:.3f} "
               f"len {row['response/length']:.0f} ({row['time/update']:.1f} s)"
               + (f" | held-out score {row['eval/score']:+.3f} win rate {row['eval/win_rate']:.2f}" if "eval/score" in row else ""))  # fmt: skip
-        if (cfg.save_every and (update + 1) % cfg.save_every == 0) or done or over_budget:
+        if (cfg.save_every and (update + 1) % cfg.save_every == 0) or done or alerts.stop:
             save_checkpoint(out, update + 1, models, optimizers, kl_ctl, amp)
-        if over_budget:
-            print(f"stopping: mean KL {row['objective/kl']:.2f} nats is over ppo.kl_budget={cfg.kl_budget}")
+        if alerts.stop:
+            print(f"stopping after update {update + 1}: an alert's action is stop (alerts.jsonl)")
             break
 
+    metrics.close()
     _save_outputs(models, tokenizer, cfg, out)
     summary = _summary(baseline, report, read_metrics(out))
     (out / "eval.json").write_text(json.dumps(summary, indent=1) + "\n")
     if config.logging.plots:
-        plot_curves(out, {
-            "score": ["objective/score", "objective/rm_score", "eval/score"],
-            "KL per response (nats)": ["objective/kl", "eval/kl"],
-            "losses": ["loss/policy", "loss/value"],
-            "policy": ["policy/approx_kl", "policy/clipfrac"],
-            "critic": ["value/explained_var"],
-            "entropy": ["objective/entropy"],
-        }, "ppo.png", xlabel="PPO update")  # fmt: skip
+        plot_curves(out, PPO_PANELS, "ppo.png", xlabel="PPO update")
     _model_card(cfg, out, sizes, summary)
     return out
-
-
-def _external_sink(config: Config, out: Path) -> Callable[[int, dict], None]:
-    """W&B and TensorBoard, when asked for: both get every metrics row."""
-    sinks = []
-    if config.logging.use_wandb:
-        import wandb
-
-        run = wandb.init(project=os.environ.get("WANDB_PROJECT", "rlhf"), name=out.name,
-                         config=dataclasses.asdict(config))  # fmt: skip
-        sinks.append(lambda step, row: run.log(row, step=step))
-    if config.logging.tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(os.environ.get("TENSORBOARD_LOGGING_DIR", str(out / "runs")))
-        sinks.append(lambda step, row: [writer.add_scalar(k, v, step) for k, v in row.items()] and writer.flush())
-    return lambda step, row: [s(step, row) for s in sinks]
 
 
 def _write_samples(out: Path, update: int, prompts, texts, scores, kls, n: int) -> None:

@@ -42,6 +42,7 @@ from .models import (
     save_model,
 )
 from .monitor import MetricsCallback, plot_curves, write_model_card
+from .safety import screen_training_data
 from .sft import derived_sizes, prepare_run_dir, training_arguments
 
 STATS_FILE = "reward_stats.json"  # {"mean", "std"} of the model's rewards on its training data
@@ -330,7 +331,8 @@ def train_reward_model(config: Config, resume: bool = False, model_class: type[R
     cfg = config.reward
     # Read and check everything before touching the output directory.
     tokenizer = reward_tokenizer(cfg.model.name)
-    pairs = load_preferences(cfg.data.path, cfg.data.max_records)
+    pairs = screen_training_data(load_preferences(cfg.data.path, cfg.data.max_records), config.safety, cfg.data.path,
+                                 cfg.output_dir)  # fmt: skip
     if not cfg.use_margin:
         pairs = [dataclasses.replace(p, margin=None) for p in pairs]
     train_ex, eval_ex = split(pairs, cfg.data.eval_fraction, cfg.seed)

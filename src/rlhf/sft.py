@@ -15,6 +15,7 @@ from .config import Config, ConfigError, LoggingConfig, SFTConfig, TrainConfig, 
 from .data import DataError, load_sft, pad_right, split, tokenize_sft
 from .models import apply_lora, count_parameters, load_causal_lm, load_tokenizer, save_model
 from .monitor import MetricsCallback, plot_curves, read_metrics, write_model_card
+from .safety import screen_training_data
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ def training_arguments(
         seed=cfg.seed,
         data_seed=cfg.seed,
         report_to=report_to or "none",
+        logging_nan_inf_filter=False,  # a NaN/inf loss must reach the alerts (monitor.py), not be averaged away
         run_name=Path(cfg.output_dir).name,
         remove_unused_columns=False,  # our collator needs the raw features
         dataloader_pin_memory=torch.cuda.is_available(),
@@ -111,7 +113,8 @@ def train_sft(config: Config, resume: bool = False) -> Path:
 
     # Read and check everything before touching the output directory.
     tokenizer = load_tokenizer(cfg.model.name, padding_side="right")
-    train_ex, eval_ex = split(load_sft(cfg.data.path, cfg.data.max_records), cfg.data.eval_fraction, cfg.seed)
+    records = screen_training_data(load_sft(cfg.data.path, cfg.data.max_records), config.safety, cfg.data.path, out)
+    train_ex, eval_ex = split(records, cfg.data.eval_fraction, cfg.seed)
     train_set, train_stats = tokenize_sft(train_ex, tokenizer, cfg.data.max_length, cfg.data.overlong)
     eval_set, eval_stats = tokenize_sft(eval_ex, tokenizer, cfg.data.max_length, cfg.data.overlong)
     print(train_stats.summary(f"{cfg.data.path} train"))
