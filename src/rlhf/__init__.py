@@ -3,7 +3,15 @@
 from .config import Config, ConfigError, load_config
 from .data import DataError
 
-__all__ = ["Config", "ConfigError", "DataError", "RewardModel", "RewardModelEnsemble", "load_config"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DataError",
+    "RLHFEvaluator",
+    "RewardModel",
+    "RewardModelEnsemble",
+    "load_config",
+]
 __version__ = "0.1.0"
 
 
@@ -13,4 +21,8 @@ def __getattr__(name: str):
         from . import reward_model
 
         return getattr(reward_model, name)
+    if name == "RLHFEvaluator":
+        from .evaluation import RLHFEvaluator
+
+        return RLHFEvaluator
     raise AttributeError(f"module 'rlhf' has no attribute {name!r}")
