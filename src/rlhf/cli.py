@@ -89,7 +89,7 @@ def _config(args) -> Config:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rlhf", description="RLHF pipeline: SFT -> reward model -> PPO.")
+    parser = argparse.ArgumentParser(prog="rlhf", description="RLHF pipeline: SFT -> reward model -> PPO -> evaluation.")
     sub = parser.add_subparsers(dest="command", required=True)
     _stage_parser(sub, "sft", "Stage 1: supervised fine-tuning.", SFT_FLAGS,
                   [(SFTConfig, "sft"), (SafetyConfig, "safety"), (MonitorConfig, "monitor"),
