@@ -136,7 +136,7 @@ def calibration_metrics(
 
 def wins(scores: np.ndarray, baseline: np.ndarray) -> np.ndarray:
     """Per-prompt outcome of scores against baseline scores: 1 win, 0.5 tie, 0 loss. The win rate
-    is its mean (rlhf.ppo.win_rate gives the same number)."""
+    is its mean (rlhf.ppo.win_rate)."""
     scores, baseline = np.asarray(scores, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
     return (scores > baseline) + 0.5 * (scores == baseline)
 

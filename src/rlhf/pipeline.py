@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .config import Config, ConfigError, plan_steps, ppo_sizes, save_config
+from .config import Config, ConfigError, ppo_sizes, save_config
 
 STAGES = ("sft", "reward", "ppo", "evaluate")
 SECTION = {"sft": "sft", "reward": "reward", "ppo": "ppo", "evaluate": "eval"}
@@ -264,15 +264,13 @@ def batch_arithmetic(config: Config, stage: str) -> str:
     counted before safety screening and tokenization: with safety.training_data=drop or
     data.overlong=drop the stage's own count, printed when it starts, can be smaller."""
     from .data import load_preferences, load_prompts, load_sft, split
+    from .sft import trainer_sizes
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
     if stage in ("sft", "reward"):
         cfg = getattr(config, stage)
         load = load_sft if stage == "sft" else load_preferences
         n_train = len(split(load(cfg.data.path, cfg.data.max_records), cfg.data.eval_fraction, cfg.seed)[0])
-        sizes = plan_steps(n_train, cfg.batch_size, cfg.gradient_accumulation_steps, cfg.num_epochs,
-                           cfg.max_steps, cfg.warmup_ratio, world)  # fmt: skip
-        text = ", ".join(f"{k}={v}" for k, v in sizes.items())
+        text = ", ".join(f"{k}={v}" for k, v in trainer_sizes(cfg, n_train).items())
         return text + (
             f" (each of {cfg.ensemble} ensemble members)" if stage == "reward" and cfg.ensemble > 1 else ""
         )

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from .config import AlertRule, Config, ConfigError, PPOConfig, ppo_sizes, save_config
 from .data import DataError, Messages, encode_prompt, load_prompts, split
+from .eval_metrics import wins
 from .functional import (
     entropy_from_logits,
     explained_variance,
@@ -173,8 +174,8 @@ def evaluate(models, cfg, tokenizer, prompts, prompt_ids, autocast, use_referenc
 
 
 def win_rate(scores: torch.Tensor, baseline: torch.Tensor) -> float:
-    """Share of prompts where `scores` beats `baseline`; ties count half."""
-    return ((scores > baseline).float() + 0.5 * (scores == baseline).float()).mean().item()
+    """Share of prompts where `scores` beats `baseline`; ties count half (the evaluation's wins)."""
+    return float(wins(scores.cpu().numpy(), baseline.cpu().numpy()).mean())
 
 
 def _eval_row(report: dict, baseline: dict) -> dict[str, float]:

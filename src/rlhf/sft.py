@@ -68,12 +68,17 @@ def training_arguments(
     )
 
 
-def derived_sizes(cfg: TrainConfig, n_train: int) -> dict[str, int]:
-    """plan_steps for a Trainer stage on this launch's world size, printed before training."""
-    sizes = plan_steps(
+def trainer_sizes(cfg: TrainConfig, n_train: int) -> dict[str, int]:
+    """plan_steps for a Trainer stage on this launch's world size."""
+    return plan_steps(
         n_train, cfg.batch_size, cfg.gradient_accumulation_steps, cfg.num_epochs,
         cfg.max_steps, cfg.warmup_ratio, int(os.environ.get("WORLD_SIZE", "1")),
     )  # fmt: skip
+
+
+def derived_sizes(cfg: TrainConfig, n_train: int) -> dict[str, int]:
+    """trainer_sizes, printed before training."""
+    sizes = trainer_sizes(cfg, n_train)
     print("derived sizes: " + ", ".join(f"{k}={v}" for k, v in sizes.items()))
     return sizes
 
