@@ -167,7 +167,7 @@ def test_precision_recall_by_hand():
 
 def test_ppo_penalty_is_a_callable_named_unsafe():
     flt = SafetyFilter(SafetyConfig(ppo_penalty=2.0))
-    penalty = flt.penalty
+    penalty = flt.unsafe
     assert penalty.__name__ == "unsafe"  # PPO logs it as safety/unsafe
     prompts = [[{"role": "user", "content": "q"}]] * 3
     amounts = penalty(

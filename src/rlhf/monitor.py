@@ -18,7 +18,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from .config import BUILTIN_ALERT_RULES, AlertRule, Config, MonitorConfig, load_config
+from .config import BUILTIN_ALERT_RULES, AlertRule, Config, MonitorConfig
 
 # Trainer's log keys -> our metric names.
 _TRAINER_NAMES = {
@@ -268,19 +268,12 @@ class Alerts:
         return alerts
 
 
-def _run_monitor_config(run_dir: Path) -> MonitorConfig:
-    """The monitor section of the run's saved config.yaml (every stage writes it before training)."""
-    path = run_dir / "config.yaml"
-    return load_config(path).monitor if path.exists() else MonitorConfig()
-
-
 class MetricsCallback(TrainerCallback):
     """Writes what a transformers.Trainer logs into metrics.jsonl under our metric names, and checks
     each row against the alert rules: stop ends training (the model is still saved), lower_lr
-    scales the Trainer's optimizer and schedule. `monitor`: the alert rules; None reads them from
-    the run's config.yaml."""
+    scales the Trainer's optimizer and schedule. `monitor`: the alert rules (config.monitor)."""
 
-    def __init__(self, run_dir: str | Path, monitor: MonitorConfig | None = None):
+    def __init__(self, run_dir: str | Path, monitor: MonitorConfig):
         self.run_dir = Path(run_dir)
         self.monitor = monitor
         self.metrics = MetricsLog(run_dir)
@@ -288,8 +281,8 @@ class MetricsCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         # Every process checks the same (gathered) numbers, so all of them stop together.
-        self.alerts = Alerts(self.run_dir, self.monitor or _run_monitor_config(self.run_dir),
-                             start_step=state.global_step, write=state.is_world_process_zero)  # fmt: skip
+        self.alerts = Alerts(self.run_dir, self.monitor, start_step=state.global_step,
+                             write=state.is_world_process_zero)  # fmt: skip
 
     def on_log(self, args, state, control, logs=None, optimizer=None, lr_scheduler=None, **kwargs):
         if not logs:

@@ -408,7 +408,7 @@ def _train_one(config: Config, model_class, tokenizer, train_set, eval_set, resu
         eval_dataset=eval_set or None,
         processing_class=tokenizer,
         compute_metrics=_compute_metrics,
-        callbacks=[MetricsCallback(out)],
+        callbacks=[MetricsCallback(out, config.monitor)],
         center_coef=cfg.center_coef,
     )
     trainer.train(resume_from_checkpoint=resume or None)

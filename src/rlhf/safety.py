@@ -457,8 +457,6 @@ class SafetyFilter:
         flags = [v.unsafe for v in self.check(list(responses))]
         return self.cfg.ppo_penalty * torch.tensor(flags, dtype=torch.float32)  # (B,)
 
-    penalty = unsafe  # the same callable under the name the docs use
-
     # ---------------------------------------------------------------- classifiers
 
     def classifier_scores(self, texts: list[str], batch_size: int = 16) -> list[float]:

@@ -142,7 +142,7 @@ def train_sft(config: Config, resume: bool = False) -> Path:
         train_dataset=train_set,
         eval_dataset=eval_set or None,
         processing_class=tokenizer,
-        callbacks=[MetricsCallback(out)],
+        callbacks=[MetricsCallback(out, config.monitor)],
     )
     trainer.train(resume_from_checkpoint=resume or None)
 
